@@ -1,0 +1,245 @@
+"""The one HELICS time loop every lemcosim federate runs.
+
+A federate is started as `python -m lemcosim.federates.<type> CONFIG.json`. CONFIG.json is a plain
+HELICS federate config (name, core, publications, subscriptions, endpoints) plus a `lemcosim`
+section with the run folder, the window clock and the federate's parameters. The model object only
+sees a `FederateContext`; this module owns every HELICS call about time, start-up and shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lemcosim.federates.common.clock import WindowClock
+from lemcosim.federates.common.tidylog import TidyLog
+from lemcosim.runner.errors import LemcosimError
+
+_TIME_EPS_S = 1e-7
+
+
+@dataclass
+class FederateSettings:
+    """The `lemcosim` section of a composed federate config."""
+
+    name: str
+    type: str
+    run_dir: Path
+    clock: WindowClock
+    start: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], config_path: Path) -> FederateSettings:
+        try:
+            section = config["lemcosim"]
+            return cls(
+                name=config["name"],
+                type=section["type"],
+                run_dir=Path(section["run_dir"]),
+                clock=WindowClock(
+                    window_s=float(section["window_s"]),
+                    windows=int(section["windows"]),
+                    substep_s=float(section.get("substep_s", 1e-3)),
+                ),
+                start=str(section.get("start", "")),
+                params=dict(section.get("params", {})),
+            )
+        except KeyError as exc:
+            raise LemcosimError(f"{config_path}: federate config lacks key {exc}") from None
+
+
+class FederateModel:
+    """Base of every federate's adapter: override what the federate needs.
+
+    `substep` is where in each window the model acts (see clock.py). An `interruptible` model is
+    woken by every value or message that reaches it between its own steps (`on_interrupt`).
+    """
+
+    substep: int = 0
+    interruptible: bool = False
+
+    def setup(self, ctx: FederateContext) -> None:
+        """Called once in executing mode, before the first window."""
+
+    def on_window(self, ctx: FederateContext, window: int) -> None:
+        """Called once per window at T_w + substep·δ."""
+
+    def on_interrupt(self, ctx: FederateContext, window: int) -> None:
+        """Called when a value or message arrives before the next own step (interruptible only)."""
+
+    def finish(self, ctx: FederateContext) -> None:
+        """Called once after the last window."""
+
+
+class FederateContext:
+    """What a model may do with HELICS: read, publish, send, receive, advance time, log."""
+
+    def __init__(self, fed: Any, settings: FederateSettings, log: TidyLog) -> None:
+        import helics as h
+
+        self._h = h
+        self.fed = fed
+        self.settings = settings
+        self.clock = settings.clock
+        self.log = log
+        self.time_s = 0.0
+        self.publications = {
+            h.helicsPublicationGetName(p): p
+            for p in (
+                h.helicsFederateGetPublicationByIndex(fed, i)
+                for i in range(h.helicsFederateGetPublicationCount(fed))
+            )
+        }
+        self.inputs = {
+            h.helicsInputGetTarget(i): i
+            for i in (
+                h.helicsFederateGetInputByIndex(fed, j)
+                for j in range(h.helicsFederateGetInputCount(fed))
+            )
+        }
+        self.endpoints = {
+            h.helicsEndpointGetName(e): e
+            for e in (
+                h.helicsFederateGetEndpointByIndex(fed, k)
+                for k in range(h.helicsFederateGetEndpointCount(fed))
+            )
+        }
+
+    @property
+    def window(self) -> int:
+        return self.clock.window_of(self.time_s)
+
+    def publish(self, key: str, value: Any) -> None:
+        pub = self._lookup(self.publications, key, "publication")
+        if isinstance(value, str):
+            self._h.helicsPublicationPublishString(pub, value)
+        elif isinstance(value, (int, float)):
+            self._h.helicsPublicationPublishDouble(pub, float(value))
+        else:
+            self._h.helicsPublicationPublishString(pub, json.dumps(value))
+
+    def updated(self, key: str) -> bool:
+        return bool(self._h.helicsInputIsUpdated(self._lookup(self.inputs, key, "subscription")))
+
+    def read_string(self, key: str) -> str:
+        return self._h.helicsInputGetString(self._lookup(self.inputs, key, "subscription"))
+
+    def read_json(self, key: str) -> Any | None:
+        """The latest value of a JSON subscription, or None if nothing was published yet."""
+        text = self.read_string(key)
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise LemcosimError(
+                f"{self.settings.name}: subscription {key!r} carries no JSON: {text[:80]!r}"
+            ) from None
+
+    def send(self, endpoint: str, destination: str, payload: Any) -> None:
+        ep = self._lookup(self.endpoints, endpoint, "endpoint")
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        self._h.helicsEndpointSendBytesTo(ep, data.encode(), destination)
+
+    def receive(self, endpoint: str) -> list[tuple[str, str, float]]:
+        """Every pending message on an endpoint as (source, text, time_s)."""
+        ep = self._lookup(self.endpoints, endpoint, "endpoint")
+        out = []
+        while self._h.helicsEndpointHasMessage(ep):
+            msg = self._h.helicsEndpointGetMessage(ep)
+            out.append(
+                (
+                    self._h.helicsMessageGetOriginalSource(msg),
+                    self._h.helicsMessageGetString(msg),
+                    self._h.helicsMessageGetTime(msg),
+                )
+            )
+        return out
+
+    def advance_to(
+        self, target_s: float, on_interrupt: Callable[[FederateContext], None] | None = None
+    ) -> float:
+        """Request `target_s`; early grants (values/messages arriving) go to `on_interrupt`."""
+        while self.time_s < target_s - _TIME_EPS_S:
+            self.time_s = self._h.helicsFederateRequestTime(self.fed, target_s)
+            if self.time_s < target_s - _TIME_EPS_S and on_interrupt is not None:
+                on_interrupt(self)
+        return self.time_s
+
+    def advance_substep(self, window: int, substep: int) -> float:
+        return self.advance_to(self.clock.time_of(window, substep))
+
+    def _lookup(self, table: dict[str, Any], key: str, kind: str) -> Any:
+        try:
+            return table[key]
+        except KeyError:
+            raise LemcosimError(
+                f"{self.settings.name}: no {kind} {key!r} in its HELICS config "
+                f"(known: {', '.join(sorted(table)) or 'none'})"
+            ) from None
+
+
+def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings], FederateModel]) -> int:
+    """Run one federate to the end of the scenario; returns the process exit code."""
+    import helics as h
+
+    config_path = Path(config_path)
+    config = json.loads(config_path.read_text())
+    settings = FederateSettings.from_config(config, config_path)
+    log = TidyLog(settings.run_dir / "logs", settings.name)
+    fed = None
+    try:
+        model = make_model(settings)
+        fed = h.helicsCreateCombinationFederateFromConfig(str(config_path))
+        h.helicsFederateEnterExecutingMode(fed)
+        ctx = FederateContext(fed, settings, log)
+        log.mark_progress(-1, "connected")
+        model.setup(ctx)
+        log.flush()
+        interrupt = _interrupt_handler(model) if model.interruptible else None
+        for window in range(settings.clock.windows):
+            ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
+            model.on_window(ctx, window)
+            log.flush()
+            log.mark_progress(window)
+        ctx.advance_to(settings.clock.end_s, interrupt)
+        model.finish(ctx)
+        log.flush()
+        log.mark_progress(settings.clock.windows - 1, "done")
+        h.helicsFederateDisconnect(fed)
+        h.helicsFederateFree(fed)
+        return 0
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the runner with its reason
+        log.flush()
+        reason = str(exc) if isinstance(exc, LemcosimError) else traceback.format_exc()
+        (settings.run_dir / "logs" / f"{settings.name}.error").write_text(reason)
+        print(f"federate {settings.name} failed: {exc}", file=sys.stderr)
+        if fed is not None:
+            try:
+                h.helicsFederateGlobalError(fed, -1, f"{settings.name}: {exc}"[:500])
+                h.helicsFederateFree(fed)
+            except Exception:  # noqa: BLE001 - the federation may already be gone
+                pass
+        return 1
+
+
+def _interrupt_handler(model: FederateModel) -> Callable[[FederateContext], None]:
+    def handle(ctx: FederateContext) -> None:
+        model.on_interrupt(ctx, ctx.window)
+        ctx.log.flush()
+
+    return handle
+
+
+def main(make_model: Callable[[FederateSettings], FederateModel]) -> None:
+    """Entry point of every federate's `__main__`: `python -m lemcosim.federates.X CONFIG`."""
+    if len(sys.argv) != 2:
+        print(f"usage: python -m {sys.argv[0]} CONFIG.json", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(run_federate(sys.argv[1], make_model))

@@ -1,0 +1,35 @@
+"""Federation time convention: window w starts at T_w = w·Δt; market stages are sub-steps.
+
+Sub-step k of window w sits at T_w + k·δ (δ = `substep_s`, default 1 ms). Producers act at k = 0
+(prosumers publish positions and injections), the grid solves the window at k = 1, markets run their
+stages from k = 2 on; a request/answer round trip with the grid costs one sub-step. Everything in a
+window must finish before T_{w+1}, which bounds a window to Δt/δ − 2 sub-steps (899 998 by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROSUMER_SUBSTEP = 0
+GRID_SUBSTEP = 1
+MARKET_SUBSTEP = 2
+
+
+@dataclass(frozen=True)
+class WindowClock:
+    window_s: float
+    windows: int
+    substep_s: float = 1e-3
+
+    def time_of(self, window: int, substep: int = 0) -> float:
+        return window * self.window_s + substep * self.substep_s
+
+    @property
+    def end_s(self) -> float:
+        return self.windows * self.window_s
+
+    def window_of(self, time_s: float) -> int:
+        return min(int((time_s + 1e-9) // self.window_s), self.windows - 1)
+
+    def substep_of(self, time_s: float) -> int:
+        return int(round((time_s - self.window_of(time_s) * self.window_s) / self.substep_s))

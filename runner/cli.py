@@ -1,0 +1,157 @@
+"""`lemcosim` command line: scenarios, validate, compose, run, analyze, powerflow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from lemcosim.runner.errors import LemcosimError
+
+console = Console(stderr=True)
+
+
+def _add_scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario file, or the name of a shipped one (lemcosim scenarios)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value, e.g. --set time.windows=4 (repeatable)")
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from lemcosim.runner.sources import shipped_configs_dir
+
+    for path in sorted(shipped_configs_dir().glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        lines = str(data.get("description", "")).strip().splitlines()
+        print(f"{path.stem:32s} {lines[0] if lines else ''}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from lemcosim.runner.validate import load_scenario
+
+    scenario, _ = load_scenario(args.scenario, args.overrides)
+    print(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def _compose(args: argparse.Namespace, out: Path):
+    from lemcosim.runner.compose import compose
+    from lemcosim.runner.validate import load_scenario
+
+    scenario, _ = load_scenario(args.scenario, args.overrides)
+    comp = compose(scenario, scenario.model_dump(mode="json"), out, port=getattr(args, "port", None))
+    return scenario, comp
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from lemcosim.runner.launch import external_instructions
+
+    scenario, comp = _compose(args, Path(args.out))
+    print(f"composed {len(comp.plans)} federates of {scenario.name!r} into {comp.run_dir}")
+    print(f"launch with: helics run --path {comp.runner_path}")
+    for line in external_instructions(comp):
+        print(line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from lemcosim.runner.launch import run_federation
+    from lemcosim.runner.validate import load_scenario
+
+    if args.out is None:
+        name = load_scenario(args.scenario, args.overrides)[0].name
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        args.out = str(Path("runs") / f"{name}-{stamp}")
+    scenario, comp = _compose(args, Path(args.out))
+    outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)
+    if outcome.ok:
+        console.print(f"[green]{outcome.message}[/green]")
+        if args.analyze:
+            from lemcosim.analysis.report import analyze
+
+            for path in analyze(comp.run_dir):
+                console.print(f"wrote {path}")
+        return 0
+    _error(outcome.message)
+    return 1
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from lemcosim.analysis.report import analyze
+
+    for path in analyze(Path(args.run_dir), Path(args.out) if args.out else None):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lemcosim",
+        description="Co-simulation of local electricity markets on distribution feeders (HELICS).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("scenarios", help="list the shipped scenarios")
+    p.set_defaults(func=cmd_scenarios)
+
+    p = sub.add_parser("validate", help="print the resolved scenario or what is wrong with it")
+    _add_scenario_args(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("compose", help="write HELICS configs and runner.json (helics run --path)")
+    _add_scenario_args(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--port", type=int, default=None, help="broker port (default: a free one)")
+    p.set_defaults(func=cmd_compose)
+
+    p = sub.add_parser("run", help="compose and launch a federation, with a progress bar")
+    _add_scenario_args(p)
+    p.add_argument("--out", default=None, help="run folder (default runs/NAME-TIMESTAMP)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--analyze", action="store_true", help="run `lemcosim analyze` after the run")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("analyze", help="tables (CSV, Markdown), plots (PNG) and a report of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    p.set_defaults(func=cmd_analyze)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub) -> None:
+    try:
+        from lemcosim.federates.grid.cli import add_powerflow_parser, run_powerflow
+    except ImportError:
+        return
+    p = add_powerflow_parser(sub)
+    p.set_defaults(func=run_powerflow)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except LemcosimError as exc:
+        _error(str(exc))
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def _error(message: str) -> None:
+    console.print("[red]error:[/red] ", end="")
+    console.print(message, highlight=False, markup=False)
+
+
+if __name__ == "__main__":
+    main()

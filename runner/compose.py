@@ -1,0 +1,215 @@
+"""Scenario → one HELICS JSON config per federate + a `runner.json` for `helics run`.
+
+The run folder holds everything needed to launch and to understand a run:
+`runner.json`, `federates/<name>.json`, `scenario.yaml` (resolved), `versions.json`, `logs/`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lemcosim.federates.common.interfaces import interfaces_of
+from lemcosim.runner.errors import LemcosimError
+from lemcosim.runner.schema import Scenario
+
+# federate type → python module run as `python -m MODULE CONFIG`
+MODULES = {
+    "prosumers": "lemcosim.federates.prosumers",
+    "recorder": "lemcosim.federates.recorder",
+}
+# interruptible federates are woken by every value/message (servers, recorders); the rest step
+# exactly on their own times
+INTERRUPTIBLE = {"recorder"}
+
+
+@dataclass
+class FederatePlan:
+    name: str
+    type: str
+    external: bool
+    params: dict[str, Any]
+    publications: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
+    exec_template: str | None = None
+
+    def command(self, config_path: Path, python: str) -> str:
+        if self.exec_template is not None:
+            return self.exec_template.replace("{config}", shlex.quote(str(config_path)))
+        return f"{shlex.quote(python)} -m {MODULES[self.type]} {shlex.quote(str(config_path))}"
+
+
+def plan_federates(scenario: Scenario) -> list[FederatePlan]:
+    """Every enabled federate of the scenario with its interfaces resolved."""
+    plans: list[FederatePlan] = []
+    if scenario.prosumers is not None and scenario.prosumers.enabled:
+        section = scenario.prosumers
+        params = section.model_dump(mode="json", exclude={"enabled", "external"})
+        plans.append(_typed_plan("prosumers", "prosumers", section.external, params))
+    for name, custom in scenario.custom.items():
+        if not custom.enabled:
+            continue
+        plans.append(
+            FederatePlan(
+                name=name, type="custom", external=custom.external, params={},
+                publications=[{"key": k, "type": "string", "unit": u, "global": True}
+                              for k, u in custom.publications.items()],
+                subscriptions=[{"key": k, "type": "string"} for k in custom.subscriptions],
+                endpoints=[{"name": e, "global": True} for e in custom.endpoints],
+                exec_template=custom.exec,
+            )
+        )
+    if scenario.recorder is not None and scenario.recorder.enabled:
+        keys = scenario.recorder.subscribe or [
+            p["key"] for plan in plans for p in plan.publications
+        ]
+        known = {p["key"] for plan in plans for p in plan.publications}
+        plan = FederatePlan("recorder", "recorder", scenario.recorder.external,
+                            {"keys": keys, "known": sorted(known & set(keys))})
+        plan.subscriptions = [{"key": k, "type": "string"} for k in keys]
+        plans.append(plan)
+    if not plans:
+        raise LemcosimError(f"scenario {scenario.name!r} enables no federate")
+    return plans
+
+
+def _typed_plan(name: str, ftype: str, external: bool, params: dict[str, Any]) -> FederatePlan:
+    plan = FederatePlan(name, ftype, external, params)
+    for itf in interfaces_of(ftype):
+        key = itf.resolve(name)
+        if itf.kind == "publication":
+            plan.publications.append({"key": key, "type": itf.type, "unit": itf.unit, "global": True})
+        elif itf.kind == "endpoint":
+            plan.endpoints.append({"name": key, "global": True})
+    return plan
+
+
+def free_port(span: int = 20) -> int:
+    """A loopback port P with P..P+span free (a zmq broker hands nearby ports to cores)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + span < 65000 and all(_port_free(p) for p in range(port, port + span)):
+            return port
+    raise LemcosimError("no free loopback port range found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def core_init(scenario: Scenario, port: int) -> str:
+    return (f"--federates=1 --broker_address=tcp://127.0.0.1:{port} "
+            f"--local_interface=127.0.0.1 --timeout={int(scenario.helics.external_timeout_s)}s")
+
+
+def broker_command(scenario: Scenario, n_federates: int, port: int, helics_bin: str) -> str:
+    h = scenario.helics
+    return (f"{shlex.quote(helics_bin)} -f {n_federates} --coretype={h.core_type} --port={port} "
+            f"--local_interface=127.0.0.1 --loglevel={h.log_level} "
+            f"--maxcosimduration={int(h.timeout_s)}s --terminate_on_error "
+            f"--timeout={int(h.external_timeout_s)}s")
+
+
+@dataclass
+class Composition:
+    run_dir: Path
+    port: int
+    plans: list[FederatePlan]
+    configs: dict[str, Path]
+    runner_path: Path
+    broker_exec: str
+    commands: dict[str, str]
+
+
+def compose(
+    scenario: Scenario,
+    resolved: dict[str, Any],
+    out_dir: Path,
+    port: int | None = None,
+    python: str | None = None,
+) -> Composition:
+    """Write the run folder: HELICS configs, runner.json, resolved scenario, versions."""
+    out_dir = out_dir.resolve()
+    (out_dir / "federates").mkdir(parents=True, exist_ok=True)
+    (out_dir / "logs").mkdir(exist_ok=True)
+    port = port or scenario.helics.broker_port or free_port()
+    python = python or sys.executable
+    plans = plan_federates(scenario)
+    configs: dict[str, Path] = {}
+    commands: dict[str, str] = {}
+    for plan in plans:
+        path = out_dir / "federates" / f"{plan.name}.json"
+        path.write_text(json.dumps(_helics_config(scenario, plan, out_dir, port), indent=2))
+        configs[plan.name] = path
+        commands[plan.name] = plan.command(path, python)
+    helics_bin = str(Path(python).parent / "helics_broker")
+    if not Path(helics_bin).exists():
+        helics_bin = "helics_broker"
+    broker_exec = broker_command(scenario, len(plans), port, helics_bin)
+    runner = {
+        "name": scenario.name,
+        "federates": [{"name": "broker", "directory": str(out_dir), "host": "localhost",
+                       "exec": broker_exec}]
+        + [{"name": p.name, "directory": str(out_dir), "host": "localhost",
+            "exec": commands[p.name]} for p in plans if not p.external],
+    }
+    runner_path = out_dir / "runner.json"
+    runner_path.write_text(json.dumps(runner, indent=2))
+    (out_dir / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+    return Composition(out_dir, port, plans, configs, runner_path, broker_exec, commands)
+
+
+def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: int) -> dict:
+    return {
+        "name": plan.name,
+        "coreType": scenario.helics.core_type,
+        "coreInitString": core_init(scenario, port),
+        "uninterruptible": plan.type not in INTERRUPTIBLE,
+        "terminate_on_error": True,
+        "publications": plan.publications,
+        "subscriptions": plan.subscriptions,
+        "endpoints": plan.endpoints,
+        "lemcosim": {
+            "type": plan.type,
+            "run_dir": str(run_dir),
+            "window_s": scenario.time.window_s,
+            "windows": scenario.windows,
+            "substep_s": scenario.time.substep_s,
+            "start": scenario.time.start.isoformat(),
+            "params": plan.params,
+        },
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {"python": sys.version.split()[0]}
+    for dist in ("lemcosim", "helics", "opendssdirect.py", "phe", "numpy", "pandas"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    try:
+        import opendssdirect as dss
+
+        out["opendss_engine"] = dss.Basic.Version()
+    except Exception:  # noqa: BLE001 - version report must never stop a run
+        out["opendss_engine"] = "unavailable"
+    return out

@@ -1,0 +1,119 @@
+"""The scenario schema (pydantic): every key a scenario may have, with defaults and units.
+
+Unknown keys are errors everywhere (`extra="forbid"`), so a typo never silently falls back to a
+default. Each federate section may say `external: true` (the runner does not launch it) or
+`enabled: false` (left out of the federation).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from lemcosim.federates.prosumers.config import PopulationConfig
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimeConfig(Strict):
+    """Trading windows: Δt = `window_s`; the run lasts `windows` windows or `duration_s` seconds."""
+
+    window_s: PositiveFloat = 900.0
+    windows: PositiveInt | None = None
+    duration_s: PositiveFloat | None = None
+    start: datetime = datetime(2026, 6, 21)
+    substep_s: PositiveFloat = Field(1e-3, description="market sub-step δ inside a window, s")
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TimeConfig:
+        if self.windows is not None and self.duration_s is not None:
+            raise ValueError("give `windows` or `duration_s`, not both")
+        if self.duration_s is not None:
+            n = self.duration_s / self.window_s
+            if abs(n - round(n)) > 1e-9 or round(n) < 1:
+                raise ValueError(
+                    f"duration_s = {self.duration_s} is not a whole number of windows of "
+                    f"window_s = {self.window_s}"
+                )
+            self.windows = int(round(n))
+        if self.windows is None:
+            self.windows = 96
+        if self.substep_s * 4 > self.window_s:
+            raise ValueError("substep_s must be far below window_s")
+        return self
+
+
+class HelicsConfig(Strict):
+    core_type: Literal["zmq", "tcp"] = "zmq"
+    broker_port: int | None = Field(None, ge=1024, le=65000, description="None: a free port")
+    log_level: Literal["error", "warning", "summary", "connections", "debug"] = "warning"
+    timeout_s: PositiveFloat = Field(900.0, description="whole-run limit; the broker ends it after")
+    external_timeout_s: PositiveFloat = Field(
+        300.0, description="how long the federation waits for external federates to connect"
+    )
+
+
+class FederateSection(Strict):
+    enabled: bool = True
+    external: bool = Field(False, description="not launched by the runner; connects by itself")
+
+
+class NetworkConfig(Strict):
+    """The feeder: a shipped network name, a folder in our format, or an OpenDSS master file."""
+
+    name: str | None = None
+    dss: str | None = None
+    regulators: Literal["published", "off", "control"] = "published"
+    load_mult: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NetworkConfig:
+        if (self.name is None) == (self.dss is None):
+            raise ValueError("give exactly one of `name` (network) or `dss` (OpenDSS master file)")
+        return self
+
+
+class ProsumersSection(FederateSection, PopulationConfig):
+    """A prosumer population federate (see docs/prosumers.md for the population keys)."""
+
+
+class RecorderSection(FederateSection):
+    subscribe: list[str] = Field(
+        default_factory=list,
+        description="publication keys to log; empty: every publication of the scenario's federates",
+    )
+
+
+class CustomFederateSection(FederateSection):
+    """A researcher's own federate, launched by the runner (`exec`, `{config}` = its HELICS JSON)."""
+
+    exec: str | None = None
+    publications: dict[str, str] = Field(default_factory=dict, description="key -> unit")
+    subscriptions: list[str] = Field(default_factory=list)
+    endpoints: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _launchable(self) -> CustomFederateSection:
+        if not self.external and not self.exec:
+            raise ValueError("a custom federate needs `exec` unless it is `external: true`")
+        return self
+
+
+class Scenario(Strict):
+    name: str
+    description: str = ""
+    time: TimeConfig = Field(default_factory=TimeConfig)
+    helics: HelicsConfig = Field(default_factory=HelicsConfig)
+    network: NetworkConfig | None = None
+    prosumers: ProsumersSection | None = None
+    recorder: RecorderSection | None = None
+    custom: dict[str, CustomFederateSection] = Field(default_factory=dict)
+
+    @property
+    def windows(self) -> int:
+        assert self.time.windows is not None
+        return self.time.windows

@@ -1,0 +1,75 @@
+"""Scenario loading end to end: files → merged layers → schema, with errors that name their origin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from lemcosim.runner.schema import Scenario
+from lemcosim.runner.sources import (
+    KeyPath,
+    Layered,
+    ScenarioError,
+    apply_overrides,
+    load_layers,
+    resolve_scenario_path,
+)
+
+
+def load_scenario(ref: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, Layered]:
+    """Read, compose and validate a scenario given as a path or a shipped name."""
+    path = resolve_scenario_path(ref)
+    layered = apply_overrides(load_layers(path), overrides or [])
+    try:
+        return Scenario.model_validate(layered.data), layered
+    except ValidationError as exc:
+        raise ScenarioError([_describe(err, layered) for err in exc.errors()]) from None
+
+
+def _describe(err: dict[str, Any], layered: Layered) -> str:
+    loc: KeyPath = tuple(p for p in err["loc"] if not _is_union_tag(p))
+    origin = layered.origin_of(loc)
+    where = str(origin) if origin else layered.files[-1]
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: key {key}: unknown key{hint}"
+    if err["type"] == "missing":
+        return f"{where}: key {key}: required but not given"
+    given = _short(err.get("input"))
+    return f"{where}: key {key}: given {given}; expected {err['msg'].removeprefix('Value error, ')}"
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic puts the union member's type name into `loc` (e.g. 'float', 'function-after[...]')
+    return isinstance(part, str) and ("[" in part or part in {"float", "int", "str", "bool"})
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(loc: KeyPath) -> list[str]:
+    """Field names of the model at `loc` (list indices and dict keys on the way are stepped over)."""
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, str) and part in model.model_fields:
+            model = _inner_model(model.model_fields[part].annotation)
+            if model is None:
+                return []
+    return sorted(model.model_fields)
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside `X | None`, `list[X]` or `dict[str, X]`, else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
