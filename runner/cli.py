@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         args.out = str(Path("runs") / f"{name}-{stamp}")
     scenario, comp = _compose(args, Path(args.out))
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated runner still ends its federation
     outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)
     if outcome.ok:
         console.print(f"[green]{outcome.message}[/green]")
@@ -79,6 +81,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     _error(outcome.message)
     return 1
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _error(message: str) -> None:
     console.print("[red]error:[/red] ", end="")
-    console.print(message, highlight=False, markup=False)
+    console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

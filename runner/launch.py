@@ -116,6 +116,9 @@ def run_federation(
         children.append(_start("broker", comp.broker_exec, comp.run_dir))
         for plan in internal:
             children.append(_start(plan.name, comp.commands[plan.name], comp.run_dir))
+        (comp.run_dir / "logs" / "pids.json").write_text(
+            json.dumps({c.name: c.proc.pid for c in children})
+        )
         for line in external_instructions(comp):
             console.print(line)
         with Progress(

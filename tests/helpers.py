@@ -1,0 +1,51 @@
+"""Test helpers: run the real CLI in a subprocess, bounded, and check no process is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+SCRIPTED = TESTS / "federates" / "scripted_federate.py"
+
+
+def lemcosim(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`lemcosim ARGS` as a separate process, bounded by `timeout`."""
+    return subprocess.run([sys.executable, "-m", "lemcosim.runner.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purpose
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def assert_no_process_left(run_dir: Path) -> None:
+    """Every process the runner started (logs/pids.json) is gone; kill and fail otherwise."""
+    pids = json.loads((run_dir / "logs" / "pids.json").read_text())
+    left = {name: pid for name, pid in pids.items() if alive(pid)}
+    for pid in left.values():
+        os.killpg(pid, signal.SIGKILL)
+    assert not left, f"processes left behind: {left}"
+
+
+def scripted_exec(*options: str) -> str:
+    return f"{sys.executable} {SCRIPTED} {{config}} {' '.join(options)}".strip()
+
+
+def write_scenario(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
