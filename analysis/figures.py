@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
-
 from lemcosim.analysis import plots
 
 Figure = Callable[[pd.DataFrame, Path], Iterator[tuple[Path, str]]]

@@ -9,11 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+from lemcosim.runner.errors import LemcosimError
 from rich.console import Console
 
-from lemcosim.runner.errors import LemcosimError
-
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _add_scenario_args(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from lemcosim.federates.common.interfaces import interfaces_of
 from lemcosim.runner.errors import LemcosimError
 from lemcosim.runner.schema import Scenario
@@ -156,7 +155,8 @@ def compose(
         path = out_dir / "federates" / f"{plan.name}.json"
         path.write_text(json.dumps(_helics_config(scenario, plan, out_dir, port), indent=2))
         configs[plan.name] = path
-        commands[plan.name] = plan.command(path, python)
+        if not plan.external:
+            commands[plan.name] = plan.command(path, python)
     helics_bin = str(Path(python).parent / "helics_broker")
     if not Path(helics_bin).exists():
         helics_bin = "helics_broker"

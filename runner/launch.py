@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from lemcosim.runner.compose import Composition
 from lemcosim.runner.schema import Scenario
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 POLL_S = 0.1
 TERMINATE_GRACE_S = 5.0
@@ -106,7 +105,7 @@ def external_instructions(comp: Composition) -> list[str]:
 def run_federation(
     comp: Composition, scenario: Scenario, console: Console | None = None, show_progress: bool = True
 ) -> RunOutcome:
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     children: list[Child] = []
     internal = [p for p in comp.plans if not p.external]
     externals = [p.name for p in comp.plans if p.external]
@@ -120,7 +119,7 @@ def run_federation(
             json.dumps({c.name: c.proc.pid for c in children})
         )
         for line in external_instructions(comp):
-            console.print(line)
+            console.print(line, soft_wrap=True, highlight=False)
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("windows"), TimeElapsedColumn(), console=console,
@@ -155,7 +154,7 @@ def _watch(comp, scenario, children, internal, externals, progress, task, starte
             return RunOutcome(True, f"run complete: {comp.run_dir}")
         elapsed = time.monotonic() - started
         if not connected and elapsed > scenario.helics.external_timeout_s + 30.0:
-            waiting = externals or [p.name for p, s in zip(internal, states) if s is None]
+            waiting = externals or [p.name for p, s in zip(internal, states, strict=True) if s is None]
             return RunOutcome(False, "federation did not start within "
                               f"{scenario.helics.external_timeout_s:.0f} s; still waiting for: "
                               f"{', '.join(waiting)}", waiting[0] if waiting else None)

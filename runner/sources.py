@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from lemcosim.runner.errors import LemcosimError
 
 KeyPath = tuple[str | int, ...]

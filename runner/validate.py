@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from lemcosim.runner.schema import Scenario
 from lemcosim.runner.sources import (
     KeyPath,
@@ -16,16 +14,56 @@ from lemcosim.runner.sources import (
     load_layers,
     resolve_scenario_path,
 )
+from pydantic import BaseModel, ValidationError
 
 
 def load_scenario(ref: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, Layered]:
     """Read, compose and validate a scenario given as a path or a shipped name."""
     path = resolve_scenario_path(ref)
     layered = apply_overrides(load_layers(path), overrides or [])
+    _anchor_file_paths(layered)
     try:
         return Scenario.model_validate(layered.data), layered
     except ValidationError as exc:
         raise ScenarioError([_describe(err, layered) for err in exc.errors()]) from None
+
+
+# key paths whose values may be files; "*" steps over list items
+_FILE_KEYS: tuple[tuple[str, ...], ...] = (
+    ("network", "dss"),
+    ("prosumers", "members"),
+    ("prosumers", "groups", "*", "load_profile"),
+    ("prosumers", "groups", "*", "pv_profile"),
+)
+_FILE_SUFFIXES = {".csv", ".parquet", ".dss", ".yaml", ".yml", ".json"}
+
+
+def _anchor_file_paths(layered: Layered) -> None:
+    """Relative file paths are read against the folder of the file that names them (cwd for --set)."""
+    for pattern in _FILE_KEYS:
+        for path, value in _walk(layered.data, pattern, ()):
+            if not isinstance(value, str) or Path(value).suffix.lower() not in _FILE_SUFFIXES:
+                continue
+            if Path(value).is_absolute():
+                continue
+            origin = layered.origin_of(path)
+            base = Path(origin.file).parent if origin and not origin.file.startswith("--set") else Path.cwd()
+            parent: Any = layered.data
+            for part in path[:-1]:
+                parent = parent[part]
+            parent[path[-1]] = str((base / value).resolve())
+
+
+def _walk(node: Any, pattern: tuple[str, ...], path: KeyPath):
+    if not pattern:
+        yield path, node
+        return
+    head, rest = pattern[0], pattern[1:]
+    if head == "*" and isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _walk(item, rest, path + (i,))
+    elif isinstance(node, dict) and head in node:
+        yield from _walk(node[head], rest, path + (head,))
 
 
 def _describe(err: dict[str, Any], layered: Layered) -> str:

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import SCRIPTED, assert_no_process_left, lemcosim, scripted_exec, write_scenario
 from lemcosim.analysis import load_run
 

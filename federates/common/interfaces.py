@@ -42,7 +42,7 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("grid", "publication", "{name}/losses_kvar", "double", "kvar",
               "feeder reactive-power losses"),
     Interface("grid", "publication", "{name}/vuf_pct", "string", "%",
-              'JSON {"BUS": vuf}: IEC voltage unbalance factor, negative- over positive-sequence magnitude, of every three-phase bus'),
+              'JSON {"BUS": vuf}: IEC voltage unbalance factor 100·abs(V−)/abs(V+) of every three-phase bus'),
     Interface("grid", "publication", "{name}/max_vuf_pct", "double", "%", "feeder maximum VUF"),
     Interface("grid", "publication", "{name}/line_loading_pct", "string", "%",
               'JSON {"LINE": loading}: current over normal rating of every line with a rating'),

@@ -1,0 +1,4 @@
+from lemcosim.federates.common.app import main
+from lemcosim.federates.prosumers.federate import ProsumerFederate
+
+main(ProsumerFederate)

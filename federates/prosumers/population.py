@@ -1,0 +1,295 @@
+"""The prosumer population: N prosumers as numpy arrays, stepped one trading window at a time.
+
+Sign convention: injections are positive into the grid. A member's net injection is
+PV + battery discharge − load (kW); its reactive injection is −load·tan φ (the load draws vars).
+Three-phase members (`abc`) split their injection equally over the phases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from lemcosim.federates.prosumers.config import GroupConfig, PopulationConfig, StorageConfig
+from lemcosim.federates.prosumers.profiles import (
+    CloudProcess,
+    ProfileTable,
+    clear_sky_pu,
+    load_table,
+    minute_of_day,
+    residential_shape,
+    resolve_profile,
+)
+from lemcosim.runner.errors import LemcosimError
+
+PHASES = ("a", "b", "c")
+_MAX_SHIFT_MIN = 45.0  # members of the residential generator peak within ±45 min of each other
+
+
+@dataclass
+class Members:
+    """Static description of every member (arrays of length N)."""
+
+    ids: list[str]
+    bus: np.ndarray
+    phase: np.ndarray
+    load_peak_kw: np.ndarray
+    tan_phi: np.ndarray
+    pv_kwp: np.ndarray
+    storage_kwh: np.ndarray
+    storage_kw: np.ndarray
+    soc0: np.ndarray
+    soc_min: np.ndarray
+    soc_max: np.ndarray
+    efficiency: np.ndarray
+    storage_idle: np.ndarray
+    load_profile: np.ndarray  # profile reference per member (str)
+    pv_profile: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class WindowState:
+    """What the population does in one window (per-member arrays, kW / kvar / pu)."""
+
+    window: int
+    load_kw: np.ndarray
+    pv_kw: np.ndarray
+    storage_kw: np.ndarray  # positive: discharging
+    soc: np.ndarray
+    net_kw: np.ndarray
+    q_kvar: np.ndarray
+
+
+class Population:
+    def __init__(self, members: Members, config: PopulationConfig, window_s: float,
+                 start: datetime) -> None:
+        if len(members) == 0:
+            raise LemcosimError("the prosumer population is empty")
+        self.members = members
+        self.config = config
+        self.dt_s = window_s
+        self.start = start
+        n = len(members)
+        self.soc = members.soc0.copy()
+        rng = np.random.default_rng([config.seed, 1])
+        self._noise_rng = rng
+        self._noise = np.zeros(n)
+        self._clouds = CloudProcess(config.cloudiness, window_s, np.random.default_rng([config.seed, 2]))
+        self._load_sources = _Sources(members.load_profile, np.random.default_rng([config.seed, 3]))
+        self._pv_sources = _Sources(members.pv_profile, np.random.default_rng([config.seed, 4]))
+        self.bus_phase_keys, self._agg_member, self._agg_key, self._agg_weight = _aggregation(members)
+
+    @classmethod
+    def from_config(cls, config: PopulationConfig, window_s: float, start: datetime) -> Population:
+        return cls(build_members(config), config, window_s, start)
+
+    def midpoint(self, window: int) -> datetime:
+        return self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
+
+    def step(self, window: int) -> WindowState:
+        m = self.members
+        t = self.midpoint(window)
+        rho = float(np.exp(-self.dt_s / 3600.0))
+        self._noise = rho * self._noise + np.sqrt(1 - rho**2) * self._noise_rng.standard_normal(len(m))
+        load_pu = self._load_sources.values(t, 1.0, self.config.latitude_deg)
+        load_kw = m.load_peak_kw * load_pu * np.maximum(0.0, 1.0 + self.config.load_noise * self._noise)
+        sky = self._clouds.next_index()
+        pv_pu = self._pv_sources.values(t, sky, self.config.latitude_deg)
+        pv_kw = m.pv_kwp * pv_pu * self.config.pv_derate
+        storage_kw = self._dispatch_storage(pv_kw - load_kw)
+        net_kw = pv_kw + storage_kw - load_kw
+        return WindowState(window, load_kw, pv_kw, storage_kw, self.soc.copy(), net_kw,
+                           -load_kw * m.tan_phi)
+
+    def _dispatch_storage(self, surplus_kw: np.ndarray) -> np.ndarray:
+        """Self-consumption: charge from surplus, discharge into deficit, within power and SOC."""
+        m = self.members
+        dt_h = self.dt_s / 3600.0
+        has = (m.storage_kwh > 0) & ~m.storage_idle
+        cap = np.where(has, m.storage_kwh, 1.0)
+        charge_room_kw = (m.soc_max - self.soc) * cap / (m.efficiency * dt_h)
+        discharge_room_kw = (self.soc - m.soc_min) * cap * m.efficiency / dt_h
+        charge = np.minimum.reduce([np.maximum(surplus_kw, 0.0), m.storage_kw, charge_room_kw])
+        discharge = np.minimum.reduce([np.maximum(-surplus_kw, 0.0), m.storage_kw,
+                                       discharge_room_kw])
+        charge = np.where(has, np.maximum(charge, 0.0), 0.0)
+        discharge = np.where(has, np.maximum(discharge, 0.0), 0.0)
+        self.soc = self.soc + (charge * m.efficiency - discharge / m.efficiency) * dt_h / cap
+        return discharge - charge
+
+    def injections(self, state: WindowState) -> dict[str, list[float]]:
+        """Net injection per bus and phase: {"BUS.PHASE": [p_kw, q_kvar]}."""
+        k = len(self.bus_phase_keys)
+        p = np.bincount(self._agg_key, state.net_kw[self._agg_member] * self._agg_weight, k)
+        q = np.bincount(self._agg_key, state.q_kvar[self._agg_member] * self._agg_weight, k)
+        return {key: [float(pk), float(qk)] for key, pk, qk in zip(self.bus_phase_keys, p, q, strict=True)}
+
+    def positions(self, state: WindowState) -> dict[str, list]:
+        """Each member's energy position over the window, kWh (positive: surplus to sell)."""
+        e_kwh = state.net_kw * self.dt_s / 3600.0
+        return {"id": self.members.ids, "bus": self.members.bus.tolist(),
+                "phase": self.members.phase.tolist(), "e_kwh": np.round(e_kwh, 9).tolist()}
+
+
+class _Sources:
+    """The profile sources members use, evaluated once per window for all members at once."""
+
+    def __init__(self, refs: np.ndarray, rng: np.random.Generator) -> None:
+        self.refs = refs
+        self.tables: dict[str, ProfileTable] = {}
+        self.groups: list[tuple[str | Path, np.ndarray, np.ndarray]] = []
+        for ref in sorted(set(refs.tolist())):
+            members = np.flatnonzero(refs == ref)
+            resolved = resolve_profile(ref)
+            if isinstance(resolved, Path):
+                table = load_table(resolved)
+                param = np.arange(len(members)) % table.columns  # column of each member
+                self.tables[str(resolved)] = table
+            else:
+                param = rng.uniform(-_MAX_SHIFT_MIN, _MAX_SHIFT_MIN, len(members))  # shift, min
+            self.groups.append((resolved, members, param))
+
+    def values(self, t: datetime, sky_index: float, latitude_deg: float) -> np.ndarray:
+        out = np.zeros(len(self.refs))
+        minute = minute_of_day(t)
+        for resolved, members, param in self.groups:
+            if isinstance(resolved, Path):
+                out[members] = self.tables[str(resolved)].at(minute)[param]
+            elif resolved == "residential":
+                out[members] = residential_shape(minute + param)
+            else:  # clear_sky
+                out[members] = clear_sky_pu(t, latitude_deg) * sky_index
+        return out
+
+
+def _aggregation(members: Members) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Sparse member → BUS.PHASE map: (keys, member index, key index, weight)."""
+    member_idx: list[int] = []
+    keys: list[str] = []
+    weights: list[float] = []
+    for i, (bus, phase) in enumerate(zip(members.bus, members.phase, strict=True)):
+        phases = PHASES if phase == "abc" else (phase,)
+        for ph in phases:
+            member_idx.append(i)
+            keys.append(f"{bus}.{ph}")
+            weights.append(1.0 / len(phases))
+    unique, key_idx = np.unique(np.array(keys), return_inverse=True)
+    return unique.tolist(), np.array(member_idx), key_idx, np.array(weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the members from groups and a members file
+
+
+def build_members(config: PopulationConfig) -> Members:
+    rng = np.random.default_rng([config.seed, 0])
+    parts = [_group_members(g, rng) for g in config.groups]
+    if config.members is not None:
+        parts.append(_file_members(Path(config.members)))
+    merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    ids = merged.pop("ids").tolist()
+    seen: set[str] = set()
+    for member_id in ids:
+        if member_id in seen:
+            raise LemcosimError(f"prosumer id {member_id!r} appears twice in the population")
+        seen.add(member_id)
+    return Members(ids=ids, **merged)
+
+
+def _draw(value: float | tuple[float, float], n: int, rng: np.random.Generator) -> np.ndarray:
+    if isinstance(value, tuple):
+        return rng.uniform(value[0], value[1], n)
+    return np.full(n, float(value))
+
+
+def _storage_arrays(storage: StorageConfig, has: np.ndarray, rng: np.random.Generator) -> dict:
+    n = len(has)
+    return {
+        "storage_kwh": np.where(has, _draw(storage.capacity_kwh, n, rng), 0.0),
+        "storage_kw": np.where(has, _draw(storage.power_kw, n, rng), 0.0),
+        "soc0": np.full(n, storage.soc0),
+        "soc_min": np.full(n, storage.soc_min),
+        "soc_max": np.full(n, storage.soc_max),
+        "efficiency": np.full(n, storage.efficiency),
+        "storage_idle": np.full(n, storage.policy == "idle"),
+    }
+
+
+def _group_members(g: GroupConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n = g.count
+    k = np.arange(n)
+    buses = [b.lower() for b in g.buses]
+    has_pv = rng.random(n) < g.pv_share
+    storage = g.storage or StorageConfig()
+    has_storage = rng.random(n) < storage.share
+    return {
+        "ids": np.array([f"{g.name}{i}" for i in k]),
+        "bus": np.array(buses)[k % len(buses)],
+        "phase": np.array(g.phases)[(k // len(buses)) % len(g.phases)],
+        "load_peak_kw": _draw(g.load_peak_kw, n, rng),
+        "tan_phi": np.full(n, np.tan(np.arccos(g.power_factor))),
+        "pv_kwp": np.where(has_pv, _draw(g.pv_kwp, n, rng), 0.0),
+        "load_profile": np.full(n, g.load_profile, dtype=object),
+        "pv_profile": np.full(n, g.pv_profile, dtype=object),
+        **_storage_arrays(storage, has_storage, rng),
+    }
+
+
+_MEMBER_COLUMNS = {"id", "bus", "phase", "load_peak_kw"}
+_OPTIONAL_NUMERIC = {"pv_kwp": 0.0, "storage_kwh": 0.0, "storage_kw": 0.0, "power_factor": 0.95}
+
+
+def _file_members(path: Path) -> dict[str, np.ndarray]:
+    """Prosumers listed one per row (see docs/prosumers.md for the columns)."""
+    try:
+        frame = pd.read_csv(path, comment="#", dtype={"id": str, "bus": str, "phase": str})
+    except FileNotFoundError:
+        raise LemcosimError(f"{path}: members file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise LemcosimError(f"{path}: not a readable CSV: {exc}") from None
+    missing = _MEMBER_COLUMNS - set(frame.columns)
+    if missing:
+        raise LemcosimError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    unknown = set(frame.columns) - _MEMBER_COLUMNS - set(_OPTIONAL_NUMERIC) - {
+        "load_profile", "pv_profile"}
+    if unknown:
+        raise LemcosimError(f"{path}: unknown column(s) {', '.join(sorted(unknown))}")
+    for column, default in _OPTIONAL_NUMERIC.items():
+        frame[column] = frame[column] if column in frame else default
+    for column in ["load_peak_kw", *_OPTIONAL_NUMERIC]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() | (values < 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise LemcosimError(f"{path}: row {row + 1} (id {frame['id'][row]}): {column} = "
+                                f"{frame[column].astype(str)[row]} is not a non-negative number")
+        frame[column] = values
+    bad_phase = ~frame["phase"].str.lower().isin(["a", "b", "c", "abc"])
+    if bad_phase.any():
+        row = int(np.flatnonzero(bad_phase)[0])
+        raise LemcosimError(f"{path}: row {row + 1} (id {frame['id'][row]}): phase "
+                            f"{frame['phase'][row]!r} is not one of a, b, c, abc")
+    pf = frame["power_factor"].to_numpy(float)
+    if ((pf <= 0) | (pf > 1)).any():
+        raise LemcosimError(f"{path}: power_factor must lie in (0, 1]")
+    n = len(frame)
+    storage = StorageConfig()
+    return {
+        "ids": frame["id"].to_numpy(str),
+        "bus": frame["bus"].str.lower().to_numpy(str),
+        "phase": frame["phase"].str.lower().to_numpy(str),
+        "load_peak_kw": frame["load_peak_kw"].to_numpy(float),
+        "tan_phi": np.tan(np.arccos(pf)),
+        "pv_kwp": frame["pv_kwp"].to_numpy(float),
+        "load_profile": frame.get("load_profile", pd.Series(["residential"] * n)).to_numpy(object),
+        "pv_profile": frame.get("pv_profile", pd.Series(["clear_sky"] * n)).to_numpy(object),
+        **_storage_arrays(storage, np.ones(n, bool), np.random.default_rng(0)),
+        "storage_kwh": frame["storage_kwh"].to_numpy(float),
+        "storage_kw": frame["storage_kw"].to_numpy(float),
+    }

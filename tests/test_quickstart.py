@@ -1,0 +1,67 @@
+"""The default scenario, installed as a user installs it (non-editable) and run from elsewhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import assert_no_process_left, lemcosim
+from lemcosim.analysis import load_run
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.federation
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """`pip install .` (not editable, no deps: they are this environment's) into a fresh folder.
+
+    The build backend comes from PyPI (pip's build isolation), as on a user's machine."""
+    target = tmp_path_factory.mktemp("site")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--target", str(target), str(REPO)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return target
+
+
+def run_installed(target: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(target))
+    return subprocess.run([sys.executable, "-m", "lemcosim.runner.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=240)
+
+
+def test_shipped_scenarios_are_listed_with_a_description():
+    proc = lemcosim("scenarios")
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("quickstart"))
+    assert "prosumers" in line
+
+
+def test_quickstart_runs_from_a_plain_install_in_another_folder(installed, tmp_path, run_dir):
+    where = subprocess.run([sys.executable, "-c", "import lemcosim.configs as c; print(c.__file__)"],
+                           env=dict(os.environ, PYTHONPATH=str(installed)), cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert where.stdout.startswith(str(installed)), where.stdout + where.stderr  # not the checkout
+
+    proc = run_installed(installed, tmp_path, "run", "quickstart", "--out", str(run_dir),
+                         "--no-progress", "--analyze")
+    assert proc.returncode == 0, proc.stderr
+    assert_no_process_left(run_dir)
+
+    df = load_run(run_dir)
+    net = df[(df.federate == "prosumers") & (df.quantity == "net_kw")]
+    assert sorted(net.window.astype(int)) == list(range(96))  # one day of 15-minute windows
+    recorded = df[(df.federate == "recorder") & (df.quantity == "total_net_kw")]
+    # what the recorder received over HELICS is what the population computed, window by window
+    assert recorded.set_index("window")["value"].sort_index().to_numpy() == pytest.approx(
+        net.set_index("window")["value"].sort_index().to_numpy())
+    # per bus·phase injections add up to the population total in every window
+    per_phase = df[(df.federate == "prosumers") & (df.quantity == "p_kw")]
+    assert per_phase.groupby("window")["value"].sum().to_numpy() == pytest.approx(
+        net.set_index("window")["value"].sort_index().to_numpy())
+    for name in ("summary.csv", "summary.md", "prosumers_net_kw.png", "report.md"):
+        assert (run_dir / "analysis" / name).stat().st_size > 0, name
