@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import SCRIPTED, assert_no_process_left, lemcosim, scripted_exec, write_scenario
+
 from lemcosim.analysis import load_run
 
 pytestmark = pytest.mark.federation

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+
 from lemcosim.federates.prosumers.config import PopulationConfig
 from lemcosim.federates.prosumers.population import Population, build_members
 from lemcosim.federates.prosumers.profiles import (

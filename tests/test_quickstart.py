@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import assert_no_process_left, lemcosim
+
 from lemcosim.analysis import load_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from lemcosim.runner.sources import ScenarioError
 from lemcosim.runner.validate import load_scenario
 
