@@ -120,7 +120,8 @@ def shunt_commands(net: Network, bus_kv_ln: dict[str, float]) -> list[str]:
         n_ph = 3 if load.phases == "abc" else 1
         cmds.append(f"new load.{load.name} bus1={nodes(load.bus, load.phases)} phases={n_ph} "
                     f"conn={load.conn} model={LOAD_MODEL[load.model]} kv={kv:.6g} kw={load.kw} "
-                    f"kvar={load.kvar}")
+                    f"kvar={load.kvar}"
+                    + (f" vminpu={net.load_vmin_pu}" if net.load_vmin_pu is not None else ""))
     for cap in net.capacitors:
         kv = _rated_kv(bus_kv_ln[cap.bus], cap.phases, cap.conn)
         n_ph = 3 if cap.phases == "abc" else len(cap.phases) if cap.conn == "wye" else 1

@@ -203,6 +203,9 @@ class Network(Row):
     voltage_bases_kv: list[PositiveFloat] = Field(min_length=1)
     balanced: bool = False
     substation_bus: str | None = None
+    load_vmin_pu: PositiveFloat | None = Field(
+        None, description="below it OpenDSS turns constant-power loads into constant impedance; "
+        "None keeps OpenDSS's 0.95 (as the IEEE reference models do)")
     source: Source
     linecodes: dict[str, LineCode] = Field(default_factory=dict)
     lines: list[Line] = Field(default_factory=list)
