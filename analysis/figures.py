@@ -6,13 +6,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
+
 from lemcosim.analysis import plots
 
 Figure = Callable[[pd.DataFrame, Path], Iterator[tuple[Path, str]]]
 
 
 def _select(df: pd.DataFrame, federate_type_quantity: str) -> pd.DataFrame:
-    return df[(df["quantity"] == federate_type_quantity) & df["value"].notna()]
+    # the recorder echoes other federates' publications: plot the source federates' own logs
+    return df[(df["quantity"] == federate_type_quantity) & df["value"].notna()
+              & (df["federate"] != "recorder")]
 
 
 def prosumer_net_injection(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:

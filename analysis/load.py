@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+
 from lemcosim.federates.common.tidylog import COLUMNS
 from lemcosim.runner.errors import LemcosimError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from lemcosim.analysis.load import load_run, run_metadata
 
 

@@ -9,8 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from lemcosim.runner.errors import LemcosimError
 from rich.console import Console
+
+from lemcosim.federates.grid.cli import add_powerflow_parser, run_powerflow
+from lemcosim.runner.errors import LemcosimError
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -126,17 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
     p.set_defaults(func=cmd_analyze)
 
-    _add_optional_commands(sub)
-    return parser
-
-
-def _add_optional_commands(sub) -> None:
-    try:
-        from lemcosim.federates.grid.cli import add_powerflow_parser, run_powerflow
-    except ImportError:
-        return
     p = add_powerflow_parser(sub)
     p.set_defaults(func=run_powerflow)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,18 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from lemcosim.federates.common.interfaces import interfaces_of
 from lemcosim.runner.errors import LemcosimError
 from lemcosim.runner.schema import Scenario
+from lemcosim.runner.sources import ScenarioError
 
 # federate type → python module run as `python -m MODULE CONFIG`
 MODULES = {
     "prosumers": "lemcosim.federates.prosumers",
+    "grid": "lemcosim.federates.grid",
     "recorder": "lemcosim.federates.recorder",
 }
 # interruptible federates are woken by every value/message (servers, recorders); the rest step
 # exactly on their own times
-INTERRUPTIBLE = {"recorder"}
+INTERRUPTIBLE = {"recorder", "grid"}
 
 
 @dataclass
@@ -48,11 +51,14 @@ class FederatePlan:
 
 def plan_federates(scenario: Scenario) -> list[FederatePlan]:
     """Every enabled federate of the scenario with its interfaces resolved."""
+    check_attachments(scenario)
     plans: list[FederatePlan] = []
     if scenario.prosumers is not None and scenario.prosumers.enabled:
         section = scenario.prosumers
         params = section.model_dump(mode="json", exclude={"enabled", "external"})
         plans.append(_typed_plan("prosumers", "prosumers", section.external, params))
+    if scenario.grid is not None and scenario.grid.enabled:
+        plans.append(_grid_plan(scenario, [p.name for p in plans if p.type == "prosumers"]))
     for name, custom in scenario.custom.items():
         if not custom.enabled:
             continue
@@ -78,6 +84,45 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
     if not plans:
         raise LemcosimError(f"scenario {scenario.name!r} enables no federate")
     return plans
+
+
+def check_attachments(scenario: Scenario) -> None:
+    """Every prosumer bus and phase exists in the scenario's network (our format; a .dss file is
+    checked by the grid federate when it starts)."""
+    if scenario.network is None or scenario.network.name is None or scenario.prosumers is None:
+        return
+    from lemcosim.networks.loader import check_topology, load_network
+
+    net = load_network(scenario.network.name)
+    phases = check_topology(net, Path(net.folder))
+    problems = []
+    for i, group in enumerate(scenario.prosumers.groups):
+        for bus in group.buses:
+            have = phases.get(bus.lower())
+            if have is None:
+                problems.append(f"prosumers.groups.{i}.buses: bus {bus!r} is not in network "
+                                f"{net.name}")
+                continue
+            for ph in group.phases:
+                if not set(ph) <= set(have):
+                    problems.append(f"prosumers.groups.{i}: bus {bus} has phases {have}, not {ph}")
+    if problems:
+        raise ScenarioError(problems)
+
+
+def _grid_plan(scenario: Scenario, prosumer_names: list[str]) -> FederatePlan:
+    section = scenario.grid
+    assert section is not None and scenario.network is not None
+    sources = section.sources if section.sources is not None else prosumer_names
+    params = {
+        "network": scenario.network.model_dump(mode="json"),
+        "limits": section.limits.model_dump(mode="json"),
+        "device": section.device.model_dump(mode="json") if section.device else None,
+        "injection_sources": sources,
+    }
+    plan = _typed_plan("grid", "grid", section.external, params)
+    plan.subscriptions = [{"key": f"{src}/injections", "type": "string"} for src in sources]
+    return plan
 
 
 def _typed_plan(name: str, ftype: str, external: bool, params: dict[str, Any]) -> FederatePlan:

@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lemcosim.runner.compose import Composition
-from lemcosim.runner.schema import Scenario
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lemcosim.runner.compose import Composition
+from lemcosim.runner.schema import Scenario
 
 POLL_S = 0.1
 TERMINATE_GRACE_S = 5.0

@@ -8,10 +8,11 @@ default. Each federate section may say `external: true` (the runner does not lau
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from lemcosim.federates.prosumers.config import PopulationConfig
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 
 class Strict(BaseModel):
@@ -80,6 +81,33 @@ class ProsumersSection(FederateSection, PopulationConfig):
     """A prosumer population federate (see docs/prosumers.md for the population keys)."""
 
 
+class GridLimits(Strict):
+    """Operating limits a power-flow query checks (SPEC §3 defaults)."""
+
+    v_min_pu: PositiveFloat = 0.95
+    v_max_pu: PositiveFloat = 1.05
+    vuf_max_pct: PositiveFloat = 2.0
+    loading_max_pct: PositiveFloat = 100.0
+
+
+class GridDeviceConfig(Strict):
+    """A regulator device in the feeder (SPEC §3); `setting` as in docs/grid.md."""
+
+    kind: Literal["svr", "fsvr", "upfc"]
+    at: str | None = Field(None, description="regulator or line; default: substation end")
+    setting: dict[str, Any] = Field(default_factory=dict)
+    vw1_over_vir: PositiveFloat = 0.025
+
+
+class GridSection(FederateSection):
+    """The grid federate: solves `network` each window from the prosumers' injections."""
+
+    sources: list[str] | None = Field(
+        None, description="federates whose {name}/injections are summed; default: all prosumers")
+    limits: GridLimits = Field(default_factory=GridLimits)
+    device: GridDeviceConfig | None = None
+
+
 class RecorderSection(FederateSection):
     subscribe: list[str] = Field(
         default_factory=list,
@@ -109,8 +137,15 @@ class Scenario(Strict):
     helics: HelicsConfig = Field(default_factory=HelicsConfig)
     network: NetworkConfig | None = None
     prosumers: ProsumersSection | None = None
+    grid: GridSection | None = None
     recorder: RecorderSection | None = None
     custom: dict[str, CustomFederateSection] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _grid_needs_network(self) -> Scenario:
+        if self.grid is not None and self.grid.enabled and self.network is None:
+            raise ValueError("a `grid` federate needs a `network` section")
+        return self
 
     @property
     def windows(self) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from lemcosim.runner.schema import Scenario
 from lemcosim.runner.sources import (
     KeyPath,
@@ -14,7 +16,6 @@ from lemcosim.runner.sources import (
     load_layers,
     resolve_scenario_path,
 )
-from pydantic import BaseModel, ValidationError
 
 
 def load_scenario(ref: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, Layered]:

@@ -1,0 +1,329 @@
+"""The grid model: one feeder in OpenDSS, net injections, an optional regulator device, results.
+
+`GridModel` owns the (process-wide) OpenDSS engine. Injections are constant-power single-phase
+elements per `BUS.PHASE` (positive into the grid), created on first use and then edited in place,
+so a window costs one `Solve`. A device whose wiring changes (sign or zero pattern of α, another
+kind) recompiles the circuit; a change of magnitude only is a property edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lemcosim.federates.grid.devices import (
+    DeviceError,
+    DeviceSetting,
+    DeviceSlot,
+    device_commands,
+    magnitude_edits,
+)
+from lemcosim.federates.grid.vuf import vuf_pct
+from lemcosim.networks.builder import RegulatorMode, compile_dss, compile_network, dss, run
+from lemcosim.networks.loader import NetworkError, load_network
+from lemcosim.networks.model import Network
+from lemcosim.networks.results import NodeIndex, node_phasors
+from lemcosim.runner.errors import LemcosimError
+
+DEVICE_BUS = "dev"
+_INJ_PREFIX = "inj_"
+# injections hold constant power over this voltage range (OpenDSS's default 0.95 would turn them
+# into impedances exactly where a market pushes the voltage)
+_INJ_VMIN_PU, _INJ_VMAX_PU = 0.5, 1.5
+
+
+class GridError(LemcosimError):
+    """A request the grid cannot serve: unknown bus or phase, bad device setting, bad network."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    v_min_pu: float = 0.95
+    v_max_pu: float = 1.05
+    vuf_max_pct: float = 2.0
+    loading_max_pct: float = 100.0
+
+
+@dataclass
+class PowerFlow:
+    """A solved (or failed) power flow."""
+
+    converged: bool
+    losses_kw: float = float("nan")
+    losses_kvar: float = float("nan")
+    node_names: list[str] = field(default_factory=list)  # "bus.phase"
+    v_pu: np.ndarray = field(default_factory=lambda: np.zeros(0, complex))
+    vuf_buses: list[str] = field(default_factory=list)
+    vuf_pct: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    line_names: list[str] = field(default_factory=list)
+    loading_pct: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reason: str = ""
+
+    def magnitude(self) -> np.ndarray:
+        return np.abs(self.v_pu)
+
+    def extreme(self, which: str) -> tuple[str, float]:
+        """(where, value) of v_min, v_max, vuf_max or loading_max."""
+        if which in ("v_min", "v_max"):
+            mag = self.magnitude()
+            i = int(np.argmin(mag) if which == "v_min" else np.argmax(mag))
+            return self.node_names[i], float(mag[i])
+        names, values = ((self.vuf_buses, self.vuf_pct) if which == "vuf_max"
+                         else (self.line_names, self.loading_pct))
+        if len(values) == 0:
+            return "", 0.0
+        i = int(np.argmax(values))
+        return names[i], float(values[i])
+
+    def violations(self, limits: Limits) -> list[dict]:
+        """Each violated constraint with where and its extreme value."""
+        if not self.converged:
+            return [{"constraint": "convergence", "where": "", "value": None, "limit": None}]
+        out = []
+        for which, limit, bad in (
+            ("v_min", limits.v_min_pu, lambda v: v < limits.v_min_pu - 1e-9),
+            ("v_max", limits.v_max_pu, lambda v: v > limits.v_max_pu + 1e-9),
+            ("vuf_max", limits.vuf_max_pct, lambda v: v > limits.vuf_max_pct + 1e-9),
+            ("loading_max", limits.loading_max_pct, lambda v: v > limits.loading_max_pct + 1e-9),
+        ):
+            where, value = self.extreme(which)
+            if where and bad(value):
+                out.append({"constraint": which, "where": where, "value": round(value, 6),
+                            "limit": limit})
+        return out
+
+    def buses_json(self) -> dict[str, dict[str, dict[str, float]]]:
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for name, v in zip(self.node_names, self.v_pu, strict=True):
+            bus, _, phase = name.rpartition(".")
+            out.setdefault(bus, {})[phase] = {"v_pu": round(float(abs(v)), 7),
+                                              "angle_deg": round(float(np.degrees(np.angle(v))), 5)}
+        return out
+
+    def summary_json(self) -> dict:
+        """The `lemcosim powerflow --json` object."""
+        return {
+            "converged": self.converged,
+            "losses_kw": _finite(self.losses_kw),
+            "losses_kvar": _finite(self.losses_kvar),
+            "buses": self.buses_json(),
+            "vuf_pct": {b: round(float(v), 6) for b, v in zip(self.vuf_buses, self.vuf_pct,
+                                                                   strict=True)},
+            "max_line_loading_pct": round(self.extreme("loading_max")[1], 6),
+        }
+
+
+def _finite(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+class GridModel:
+    """A feeder (shipped/our-format network or a user's .dss) ready to solve."""
+
+    def __init__(self, network: str | Path, *, regulators: RegulatorMode = "published",
+                 load_mult: float = 1.0, device: DeviceSetting | None = None,
+                 device_at: str | None = None, limits: Limits | None = None) -> None:
+        self.ref = str(network)
+        self.is_dss = self.ref.lower().endswith(".dss")
+        self.network: Network | None = None if self.is_dss else load_network(self.ref)
+        self.regulators = regulators
+        self.load_mult = load_mult
+        self.limits = limits or Limits()
+        self.device = device
+        self.device_at = device_at
+        self.slot: DeviceSlot | None = None
+        self.injections: dict[str, tuple[float, float]] = {}
+        self._elements: dict[str, str] = {}  # BUS.PHASE -> injection element name
+        self.solves = 0
+        self.compile()
+
+    # --- building --------------------------------------------------------------------------
+    def compile(self) -> None:
+        if self.network is not None:
+            compile_network(self.network, self.regulators, self.load_mult)
+        else:
+            compile_dss(self.ref, self.load_mult)
+        self._node_kv_ln = self._bus_bases()
+        if self.device is not None:
+            self._install_device(self.device)
+        self.index = NodeIndex.of_active_circuit()
+        keep = [i for i, b in enumerate(self.index.bus) if not str(b).startswith(DEVICE_BUS + "_")
+                and str(b) != DEVICE_BUS]
+        self._report = np.array(keep, dtype=int)
+        self._report_names = [self.index.names[i] for i in keep]
+        self._vuf_groups = self._three_phase_groups()
+        self._line_mask, self._line_names = self._lines()
+        self._elements.clear()
+        for key in list(self.injections):
+            self._ensure_element(key)
+
+    def _bus_bases(self) -> dict[str, float]:
+        engine = dss()
+        out = {}
+        for bus in engine.Circuit.AllBusNames():
+            engine.Circuit.SetActiveBus(bus)
+            out[bus.lower()] = engine.Bus.kVBase()
+        return out
+
+    def _install_device(self, setting: DeviceSetting) -> None:
+        bus_in, bus_out = self._open_slot()
+        kv_ln = self._node_kv_ln.get(bus_in, 0.0)
+        if kv_ln <= 0:
+            raise GridError(f"device input bus {bus_in} has no voltage base")
+        self.slot = DeviceSlot(DEVICE_BUS, bus_in, bus_out, kv_ln)
+        run(device_commands(self.slot, setting) + ["calcvoltagebases"], f"device {setting.kind}")
+
+    def _open_slot(self) -> tuple[str, str]:
+        """Make room for the device: disable a regulator bank, or cut a line's sending end."""
+        engine = dss()
+        at = (self.device_at or self._default_location()).lower()
+        regs = [r for r in (self.network.regulators if self.network else []) if r.name == at]
+        if regs:
+            bank = [r for r in self.network.regulators
+                    if (r.bus1, r.bus2) == (regs[0].bus1, regs[0].bus2)]
+            run([f"disable transformer.{r.name}" for r in bank]
+                + [f"disable regcontrol.{r.name}" for r in bank if self.regulators == "control"],
+                f"device at {at}")
+            return regs[0].bus1, regs[0].bus2
+        kind, _, name = at.rpartition(".")
+        if kind in ("", "line") and name in [n.lower() for n in engine.Lines.AllNames()]:
+            engine.Lines.Name(name)
+            bus1 = engine.Lines.Bus1()
+            bus, _, nodes = bus1.partition(".")
+            run([f"edit line.{name} bus1={DEVICE_BUS}_o" + (f".{nodes}" if nodes else "")],
+                f"device at {at}")
+            return bus.lower(), f"{DEVICE_BUS}_o"
+        if kind in ("", "transformer") and name in [n.lower() for n in engine.Transformers.AllNames()]:
+            engine.Transformers.Name(name)
+            engine.CktElement.BusNames()
+            buses = [b.partition(".")[0].lower() for b in engine.CktElement.BusNames()]
+            run([f"disable transformer.{name}"], f"device at {at}")
+            return buses[0], buses[1]
+        raise DeviceError(f"device location {at!r} is neither a regulator nor a line of the feeder")
+
+    def _default_location(self) -> str:
+        net = self.network
+        if net is None or net.substation_bus is None:
+            raise DeviceError("give the device location (--at LINE or REGULATOR) for this feeder")
+        sub = net.substation_bus.lower()
+        for reg in net.regulators:
+            if reg.bus1 == sub:
+                return reg.name
+        for line in net.lines:
+            if line.bus1 == sub and line.phases == "abc":
+                return line.name
+        raise DeviceError(f"no regulator or three-phase line leaves substation bus {sub}")
+
+    def _three_phase_groups(self) -> tuple[list[str], np.ndarray]:
+        by_bus: dict[str, dict[str, int]] = {}
+        for j, i in enumerate(self._report):
+            by_bus.setdefault(str(self.index.bus[i]), {})[str(self.index.phase[i])] = j
+        buses = [b for b, ph in by_bus.items() if len(ph) == 3]
+        groups = np.array([[by_bus[b][p] for p in "abc"] for b in buses], dtype=int).reshape(-1, 3)
+        return buses, groups
+
+    def _lines(self) -> tuple[np.ndarray, list[str]]:
+        names = [n.lower() for n in dss().PDElements.AllNames()]
+        mask = np.array([n.startswith("line.") and not n.startswith(f"line.{DEVICE_BUS}_")
+                         for n in names], dtype=bool)
+        return mask, [n.removeprefix("line.") for n, m in zip(names, mask, strict=True) if m]
+
+    # --- injections --------------------------------------------------------------------------
+    def bus_phases(self) -> list[str]:
+        return list(self._report_names)
+
+    def _ensure_element(self, key: str) -> str:
+        if key in self._elements:
+            return self._elements[key]
+        bus, _, phase = key.rpartition(".")
+        if phase not in ("a", "b", "c") or not bus:
+            raise GridError(f"injection {key!r}: expected BUS.PHASE with phase a, b or c")
+        if key not in self._report_names:
+            known = sorted({b.rpartition('.')[0] for b in self._report_names})
+            if bus not in known:
+                raise GridError(f"injection {key!r}: unknown bus {bus!r} (feeder buses: "
+                                f"{', '.join(known[:12])}{', …' if len(known) > 12 else ''})")
+            raise GridError(f"injection {key!r}: bus {bus} has no phase {phase}")
+        name = f"{_INJ_PREFIX}{bus}_{phase}".replace(".", "_")
+        node = "abc".index(phase) + 1
+        run([f"new load.{name} bus1={bus}.{node} phases=1 conn=wye model=1 "
+             f"kv={self._node_kv_ln[bus]:.10g} kw=0 kvar=0 vminpu={_INJ_VMIN_PU} "
+             f"vmaxpu={_INJ_VMAX_PU}"], f"injection {key}")
+        self._elements[key] = name
+        return name
+
+    def set_injections(self, injections: dict[str, tuple[float, float] | list[float]]) -> None:
+        """Replace every injection (kW, kvar; positive into the grid); unknown keys raise."""
+        cleaned: dict[str, tuple[float, float]] = {}
+        for key, pq in injections.items():
+            key = str(key).lower()
+            try:
+                p_kw, q_kvar = (float(pq[0]), float(pq[1]) if len(pq) > 1 else 0.0)
+            except (TypeError, ValueError, IndexError):
+                raise GridError(f"injection {key!r}: expected [p_kw, q_kvar], got {pq!r}") from None
+            if not (np.isfinite(p_kw) and np.isfinite(q_kvar)):
+                raise GridError(f"injection {key!r}: not a finite number")
+            self._ensure_element(key)
+            prev = cleaned.get(key, (0.0, 0.0))
+            cleaned[key] = (prev[0] + p_kw, prev[1] + q_kvar)
+        engine = dss()
+        for key in set(self.injections) | set(cleaned):
+            p_kw, q_kvar = cleaned.get(key, (0.0, 0.0))
+            engine.Loads.Name(self._elements[key])
+            engine.Loads.kW(-p_kw)
+            engine.Loads.kvar(-q_kvar)
+        self.injections = cleaned
+
+    # --- device ----------------------------------------------------------------------------
+    def set_device(self, setting: DeviceSetting | None) -> None:
+        setting = setting.validate() if setting is not None else None
+        old = self.device
+        self.device = setting
+        if setting is None and old is None:
+            return
+        if old is not None and setting is not None and old.wiring == setting.wiring and self.slot:
+            run(magnitude_edits(self.slot, setting), f"device {setting.kind}")
+            return
+        injections = self.injections
+        self.compile()
+        self.set_injections(injections)
+
+    # --- solving ---------------------------------------------------------------------------
+    def solve(self) -> PowerFlow:
+        engine = dss()
+        self.solves += 1
+        try:
+            engine.Solution.Solve()
+        except Exception as exc:  # noqa: BLE001 - OpenDSS reports non-convergence as an error
+            return PowerFlow(False, reason=f"OpenDSS: {exc}")
+        if not engine.Solution.Converged():
+            return PowerFlow(False, reason=f"power flow did not converge in "
+                             f"{engine.Solution.MaxIterations()} iterations")
+        v = node_phasors(self.index)[self._report]
+        if not np.all(np.isfinite(v)):
+            return PowerFlow(False, reason="power flow gave non-finite voltages")
+        losses = engine.Circuit.Losses()
+        buses, groups = self._vuf_groups
+        vuf = vuf_pct(v[groups]) if len(groups) else np.zeros(0)
+        loading = np.asarray(engine.PDElements.AllPctNorm(False), float)[self._line_mask]
+        return PowerFlow(True, losses[0] / 1000.0, losses[1] / 1000.0, self._report_names, v,
+                         buses, vuf, self._line_names, loading)
+
+    def device_voltages(self) -> tuple[np.ndarray, np.ndarray]:
+        """(V_in, V_out) phasors of the device, pu of its phase base (for checks and controllers)."""
+        if self.slot is None:
+            raise DeviceError("no device in this feeder")
+        engine = dss()
+        out = []
+        for nodes in ((1, 2, 3), (10, 11, 12)):
+            engine.Circuit.SetActiveBus(self.slot.name)
+            raw = np.asarray(engine.Bus.Voltages())
+            node_list = list(engine.Bus.Nodes())
+            v = raw[0::2] + 1j * raw[1::2]
+            out.append(np.array([v[node_list.index(n)] for n in nodes]) / (self.slot.kv_ln * 1000))
+        return out[0], out[1]
+
+
+__all__ = ["DeviceError", "GridError", "GridModel", "Limits", "NetworkError", "PowerFlow"]

@@ -1,0 +1,140 @@
+"""What the grid federate does per window and per request, free of HELICS (testable on its own).
+
+- `solve_window(injections)`: commit the window's injections, solve, report.
+- `answer_query(request)`: solve committed + extra injections (optionally with another device
+  setting) and answer feasibility, violations and losses; the committed state is restored.
+- `apply_control(request)`: commit a new device setting; a bad one keeps the last valid setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lemcosim.federates.grid.devices import DeviceError, setting_from_json
+from lemcosim.federates.grid.model import GridError, GridModel, Limits, PowerFlow
+from lemcosim.runner.errors import LemcosimError
+
+
+@dataclass
+class WindowReport:
+    flow: PowerFlow
+    limits: Limits
+
+    def publications(self) -> dict[str, Any]:
+        """Publication suffix → value (JSON-able or float), as in docs/interfaces.md."""
+        f = self.flow
+        if not f.converged:
+            return {"converged": 0.0}
+        mags = f.magnitude()
+        return {
+            "voltages": {n: round(float(v), 7) for n, v in zip(f.node_names, mags, strict=True)},
+            "losses_kw": f.losses_kw,
+            "losses_kvar": f.losses_kvar,
+            "vuf_pct": {b: round(float(v), 6) for b, v in zip(f.vuf_buses, f.vuf_pct, strict=True)},
+            "max_vuf_pct": f.extreme("vuf_max")[1],
+            "line_loading_pct": {n: round(float(v), 4)
+                                 for n, v in zip(f.line_names, f.loading_pct, strict=True)},
+            "max_line_loading_pct": f.extreme("loading_max")[1],
+            "v_min_pu": float(mags.min()),
+            "v_max_pu": float(mags.max()),
+            "converged": 1.0,
+        }
+
+    def rows(self) -> list[tuple[str, str, float | str, str]]:
+        """Log rows (entity, quantity, value, unit)."""
+        f = self.flow
+        if not f.converged:
+            return [("feeder", "converged", 0.0, "1/0"), ("feeder", "reason", f.reason, "")]
+        rows: list[tuple[str, str, float | str, str]] = [
+            ("feeder", "converged", 1.0, "1/0"),
+            ("feeder", "losses_kw", f.losses_kw, "kW"),
+            ("feeder", "losses_kvar", f.losses_kvar, "kvar"),
+            ("feeder", "max_vuf_pct", f.extreme("vuf_max")[1], "%"),
+            ("feeder", "max_line_loading_pct", f.extreme("loading_max")[1], "%"),
+        ]
+        rows += [(n, "v_pu", float(abs(v)), "pu") for n, v in zip(f.node_names, f.v_pu, strict=True)]
+        rows += [(b, "vuf_pct", float(v), "%") for b, v in zip(f.vuf_buses, f.vuf_pct, strict=True)]
+        rows += [(n, "loading_pct", float(v), "%")
+                 for n, v in zip(f.line_names, f.loading_pct, strict=True)]
+        rows += [(v["constraint"], "violation", float(v["value"]), "")
+                 for v in f.violations(self.limits) if v["value"] is not None]
+        return rows
+
+
+class GridService:
+    def __init__(self, model: GridModel) -> None:
+        self.model = model
+        self.committed: dict[str, tuple[float, float]] = {}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> GridService:
+        net = params.get("network") or {}
+        device_cfg = params.get("device")
+        device = None
+        if device_cfg:
+            device = setting_from_json({"kind": device_cfg["kind"], **(device_cfg.get("setting") or {})},
+                                       device_cfg.get("vw1_over_vir", 0.025))
+        model = GridModel(
+            net.get("dss") or net["name"], regulators=net.get("regulators", "published"),
+            load_mult=float(net.get("load_mult", 1.0)), device=device,
+            device_at=(device_cfg or {}).get("at"), limits=Limits(**(params.get("limits") or {})))
+        return cls(model)
+
+    def solve_window(self, injections: dict[str, list[float]]) -> WindowReport:
+        self.model.set_injections(injections)
+        self.committed = dict(self.model.injections)
+        return WindowReport(self.model.solve(), self.model.limits)
+
+    def answer_query(self, request: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            raise GridError("a query is a JSON object")
+        extra = request.get("injections") or {}
+        if not isinstance(extra, dict):
+            raise GridError("query `injections` must map BUS.PHASE to [p_kw, q_kvar]")
+        device_before = self.model.device
+        try:
+            combined = {k: list(v) for k, v in self.committed.items()}
+            for key, pq in extra.items():
+                base = combined.setdefault(str(key).lower(), [0.0, 0.0])
+                base[0] += float(pq[0])
+                base[1] += float(pq[1]) if len(pq) > 1 else 0.0
+            self.model.set_injections(combined)
+            if request.get("device"):
+                self.model.set_device(setting_from_json(request["device"]))
+            flow = self.model.solve()
+        except (DeviceError, GridError) as exc:
+            return {"feasible": False, "converged": False, "reason": str(exc), "violations": [],
+                    "losses_kw": None}
+        except (TypeError, ValueError, IndexError) as exc:
+            return {"feasible": False, "converged": False, "reason": f"bad injection: {exc}",
+                    "violations": [], "losses_kw": None}
+        finally:
+            self._restore(device_before)
+        violations = flow.violations(self.model.limits)
+        return {
+            "feasible": flow.converged and not violations,
+            "converged": flow.converged,
+            "reason": flow.reason or ("; ".join(f"{v['constraint']} at {v['where']}: {v['value']}"
+                                                 for v in violations)),
+            "violations": violations,
+            "losses_kw": flow.losses_kw if flow.converged else None,
+            "extremes": {k: dict(zip(("where", "value"), flow.extreme(k), strict=True))
+                         for k in ("v_min", "v_max", "vuf_max", "loading_max")} if flow.converged
+            else {},
+        }
+
+    def _restore(self, device_before) -> None:
+        if self.model.device is not device_before:
+            self.model.set_device(device_before)
+        self.model.set_injections(self.committed)
+
+    def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            setting = setting_from_json(request.get("device") if isinstance(request, dict) else None)
+            if self.model.device is None:
+                raise DeviceError("this feeder has no controllable device (scenario grid.device)")
+            self.model.set_device(setting)
+        except LemcosimError as exc:
+            return {"accepted": False, "reason": f"{exc}; keeping the last valid setting"}
+        return {"accepted": True, "reason": "", "device": setting.to_json()}
