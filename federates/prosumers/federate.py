@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.clock import PROSUMER_SUBSTEP
 from lemcosim.federates.prosumers.config import PopulationConfig

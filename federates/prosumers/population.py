@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from lemcosim.federates.prosumers.config import GroupConfig, PopulationConfig, StorageConfig
 from lemcosim.federates.prosumers.profiles import (
     CloudProcess,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from lemcosim.runner.errors import LemcosimError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "profiles"
