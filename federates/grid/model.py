@@ -145,6 +145,8 @@ class GridModel:
             compile_network(self.network, self.regulators, self.load_mult)
         else:
             compile_dss(self.ref, self.load_mult)
+        # a tight tolerance makes a re-solve from another starting point land on the same state
+        run(["set tolerance=1e-8"], self.ref)
         self._node_kv_ln = self._bus_bases()
         if self.device is not None:
             self._install_device(self.device)

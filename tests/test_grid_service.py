@@ -1,0 +1,138 @@
+"""Grid model and service without HELICS: queries, controls, bad input, user .dss feeders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import lemcosim
+
+from lemcosim.federates.grid.model import GridError, GridModel, Limits
+from lemcosim.federates.grid.service import GridService
+from lemcosim.networks.loader import NetworkError
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def service(**kwargs) -> GridService:
+    return GridService(GridModel("ieee13", **kwargs))
+
+
+def test_query_answers_without_changing_the_committed_state():
+    svc = service()
+    committed = svc.solve_window({"675.a": [100.0, 0.0]})
+    answer = svc.answer_query({"id": 7, "injections": {"652.a": [-800.0, -300.0]}})
+    # 800 kW more load at the end of a lateral: more loss, and 652.a falls below 0.95 pu
+    assert answer["converged"] and not answer["feasible"]
+    assert answer["losses_kw"] > committed.flow.losses_kw
+    v_min = next(v for v in answer["violations"] if v["constraint"] == "v_min")
+    assert v_min["where"] == "652.a" and v_min["value"] < 0.95 and v_min["limit"] == 0.95
+    again = svc.model.solve()
+    assert np.abs(again.v_pu - committed.flow.v_pu).max() < 1e-6  # state restored
+    assert again.losses_kw == pytest.approx(committed.flow.losses_kw)
+
+
+def test_query_with_a_device_setting_restores_the_committed_device():
+    svc = service(device=None)
+    svc_fsvr = GridService(GridModel("ieee13", device=None))
+    base = svc_fsvr.solve_window({})
+    answer = svc_fsvr.answer_query(
+        {"injections": {}, "device": {"kind": "svr", "taps": [0.0625, 0.05, 0.06875]}})
+    assert answer["converged"]
+    assert svc_fsvr.model.device is None
+    assert svc_fsvr.model.solve().losses_kw == pytest.approx(base.flow.losses_kw)
+    assert svc.answer_query({"injections": {"999.a": [1, 0]}})["reason"].startswith(
+        "injection '999.a': unknown bus '999'")
+
+
+def test_feasible_query_reports_extremes():
+    svc = GridService(GridModel("ieee13", limits=Limits(v_min_pu=0.9, v_max_pu=1.1,
+                                                         vuf_max_pct=3.0, loading_max_pct=200)))
+    svc.solve_window({})
+    answer = svc.answer_query({"injections": {"671.a": [50.0, 0.0]}})
+    assert answer["feasible"] and answer["violations"] == []
+    assert answer["extremes"]["vuf_max"]["where"] == "675"  # IEEE 13's most unbalanced bus
+
+
+def test_control_commits_valid_settings_and_keeps_the_last_valid_one():
+    svc = GridService(GridModel("ieee13", device=None))
+    refused = svc.apply_control({"device": {"kind": "fsvr", "alpha": [0.0] * 9}})
+    assert not refused["accepted"] and "no controllable device" in refused["reason"]
+    from lemcosim.federates.grid.devices import DeviceSetting
+
+    svc = GridService(GridModel("ieee13", device=DeviceSetting("fsvr")))
+    ok = svc.apply_control({"device": {"kind": "fsvr", "alpha": [0.05, 0, 0, 0, 0.05, 0, 0, 0, 0.05]}})
+    assert ok["accepted"]
+    bad = svc.apply_control({"device": {"kind": "fsvr", "alpha": [0.07] + [0] * 8}})
+    assert not bad["accepted"] and "keeping the last valid setting" in bad["reason"]
+    assert svc.model.device.alpha[0, 0] == 0.05
+
+
+def test_non_convergence_is_an_answer_not_a_crash():
+    # 5 MW of constant-power load on the single-phase 1/0 cable lateral at 652: voltage collapse
+    svc = service()
+    base = svc.solve_window({})
+    answer = svc.answer_query({"injections": {"652.a": [-5000.0, 0.0]}})
+    assert not answer["converged"] and not answer["feasible"]
+    assert "did not converge" in answer["reason"]
+    assert answer["violations"][0]["constraint"] == "convergence"
+    # the committed window still solves afterwards
+    assert svc.model.solve().losses_kw == pytest.approx(base.flow.losses_kw, rel=1e-6)
+
+
+def test_injections_at_unknown_buses_or_phases_are_named():
+    grid = GridModel("ieee13")
+    with pytest.raises(GridError, match="unknown bus '7'"):
+        grid.set_injections({"7.a": [1, 0]})
+    with pytest.raises(GridError, match="bus 611 has no phase a"):
+        grid.set_injections({"611.a": [1, 0]})
+    with pytest.raises(GridError, match="expected BUS.PHASE"):
+        grid.set_injections({"611": [1, 0]})
+
+
+def test_a_users_dss_feeder_takes_injections_by_bus_name():
+    # 300 kW at the far end; a 300 kW injection there cancels the load: losses fall to ~ the
+    # reactive part only
+    grid = GridModel(str(DATA / "three_bus.dss"))
+    loaded = grid.solve()
+    grid.set_injections({f"far.{p}": [100.0, 0.0] for p in "abc"})
+    relieved = grid.solve()
+    assert loaded.converged and relieved.converged
+    assert relieved.losses_kw < 0.2 * loaded.losses_kw
+    assert set(relieved.buses_json()) == {"src", "mid", "far"}
+
+
+def test_a_dss_file_that_fails_to_compile_shows_opendss_message(tmp_path):
+    bad = tmp_path / "bad.dss"
+    bad.write_text("clear\nnew circuit.x basekv=11 bus1=a\nnew line.l1 bus1=a bus2=b lenght=2\n")
+    with pytest.raises(NetworkError, match=r'Unknown parameter "lenght"'):
+        GridModel(str(bad))
+
+
+def test_powerflow_cli_json_is_exactly_one_object():
+    proc = lemcosim("powerflow", "ieee13", "--json", "--injection", "671.a=100,20",
+                    "--device", "fsvr", "--setting", "0.05,0,0,0,0.05,0,0,0,0.075")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) == {"converged", "losses_kw", "losses_kvar", "buses", "vuf_pct",
+                           "max_line_loading_pct"}
+    assert set(result["buses"]["671"]) == {"a", "b", "c"}
+    assert set(result["buses"]["671"]["a"]) == {"v_pu", "angle_deg"}
+    assert "fsvr" not in " ".join(result["buses"])  # device nodes are not feeder buses
+
+
+def test_powerflow_cli_table_and_named_errors():
+    proc = lemcosim("powerflow", "ieee13")
+    assert proc.returncode == 0 and "losses 110.46 kW" in proc.stdout  # IEEE 13, published taps
+    for args, message in [
+        (["ieee99"], "unknown network 'ieee99'"),
+        (["ieee13", "--injection", "999.a=5"], "unknown bus '999'"),
+        (["ieee13", "--injection", "671.a"], "expected BUS.PHASE=P_KW[,Q_KVAR]"),
+        (["ieee13", "--device", "fsvr", "--setting", "0.03,0,0,0,0,0,0,0,0"], "not one of the 9"),
+        (["ieee13", "--device", "svr", "--at", "nowhere"], "location 'nowhere' is neither"),
+    ]:
+        proc = lemcosim("powerflow", *args)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
