@@ -98,6 +98,16 @@ class GridDeviceConfig(Strict):
     setting: dict[str, Any] = Field(default_factory=dict)
     vw1_over_vir: PositiveFloat = 0.025
 
+    @model_validator(mode="after")
+    def _valid_setting(self) -> GridDeviceConfig:
+        from lemcosim.federates.grid.devices import DeviceError, setting_from_json
+
+        try:
+            setting_from_json({"kind": self.kind, **self.setting}, self.vw1_over_vir)
+        except DeviceError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
 
 class GridSection(FederateSection):
     """The grid federate: solves `network` each window from the prosumers' injections."""

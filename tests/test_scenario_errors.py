@@ -51,6 +51,12 @@ CASES = [
     ("name: x\nhelics:\n  broker_port: 80\n", ["{f}:3", "helics.broker_port", "given 80",
                                                "greater than or equal to 1024"]),
     ("- a\n- b\n", ["{f}:1", "must be a mapping"]),
+    ("name: x\nnetwork: {name: ieee13}\ngrid:\n  device:\n    kind: fsvr\n"
+     "    setting: {alpha: [0.03, 0, 0, 0, 0, 0, 0, 0, 0]}\n",
+     ["{f}:4", "key grid.device", "alpha_a1 = 0.03 is not one of the 9 levels"]),
+    ("name: x\ngrid: {}\n", ["{f}", "a `grid` federate needs a `network` section"]),
+    ("name: x\nprosumers:\n  groups: [{count: 2, buses: [a], load_peak_kw: [5, 2]}]\n",
+     ["{f}:3", "key prosumers.groups.0", "load_peak_kw range [5.0, 2.0] has low > high"]),
 ]
 
 

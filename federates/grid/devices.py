@@ -120,11 +120,12 @@ def setting_from_json(data: dict, vw1_over_vir: float = 0.025) -> DeviceSetting:
             alpha = np.diag(taps) if taps.shape == (3,) else taps
             return DeviceSetting("svr", alpha=alpha).validate()
         if kind == "fsvr":
-            alpha = np.asarray(data["alpha"], float).reshape(3, 3)
+            alpha = np.asarray(data.get("alpha", np.zeros(9)), float).reshape(3, 3)
             return DeviceSetting("fsvr", alpha=alpha, continuous=bool(data.get("continuous", False)),
                                  vw1_over_vir=vw1_over_vir).validate()
-        return DeviceSetting("upfc", magnitude_pu=np.asarray(data["magnitude_pu"], float).reshape(3),
-                             angle_deg=np.asarray(data.get("angle_deg", [0, 0, 0]), float).reshape(3),
+        magnitude = np.asarray(data.get("magnitude_pu", [0, 0, 0]), float).reshape(3)
+        angle = np.asarray(data.get("angle_deg", [0, 0, 0]), float).reshape(3)
+        return DeviceSetting("upfc", magnitude_pu=magnitude, angle_deg=angle,
                              vw1_over_vir=vw1_over_vir).validate()
     except (KeyError, ValueError, TypeError) as exc:
         raise DeviceError(f"malformed {kind} setting {data!r:.120}: {exc}") from None
