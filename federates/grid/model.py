@@ -8,6 +8,7 @@ kind) recompiles the circuit; a change of magnitude only is a property edit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +137,7 @@ class GridModel:
         self.slot: DeviceSlot | None = None
         self.injections: dict[str, tuple[float, float]] = {}
         self._elements: dict[str, str] = {}  # BUS.PHASE -> injection element name
+        self._applied: dict[str, tuple[float, float]] = {}  # what the OpenDSS elements hold now
         self.solves = 0
         self.compile()
 
@@ -158,6 +160,7 @@ class GridModel:
         self._vuf_groups = self._three_phase_groups()
         self._line_mask, self._line_names = self._lines()
         self._elements.clear()
+        self._applied.clear()
         for key in list(self.injections):
             self._ensure_element(key)
 
@@ -265,17 +268,21 @@ class GridModel:
                 p_kw, q_kvar = (float(pq[0]), float(pq[1]) if len(pq) > 1 else 0.0)
             except (TypeError, ValueError, IndexError):
                 raise GridError(f"injection {key!r}: expected [p_kw, q_kvar], got {pq!r}") from None
-            if not (np.isfinite(p_kw) and np.isfinite(q_kvar)):
+            if not (math.isfinite(p_kw) and math.isfinite(q_kvar)):
                 raise GridError(f"injection {key!r}: not a finite number")
-            self._ensure_element(key)
-            prev = cleaned.get(key, (0.0, 0.0))
-            cleaned[key] = (prev[0] + p_kw, prev[1] + q_kvar)
-        engine = dss()
-        for key in set(self.injections) | set(cleaned):
-            p_kw, q_kvar = cleaned.get(key, (0.0, 0.0))
-            engine.Loads.Name(self._elements[key])
-            engine.Loads.kW(-p_kw)
-            engine.Loads.kvar(-q_kvar)
+            if key not in self._elements:
+                self._ensure_element(key)
+            prev = cleaned.get(key)
+            cleaned[key] = (p_kw, q_kvar) if prev is None else (prev[0] + p_kw, prev[1] + q_kvar)
+        loads = dss().Loads
+        for key in self.injections.keys() | cleaned.keys():
+            value = cleaned.get(key, (0.0, 0.0))
+            if self._applied.get(key) == value:  # OpenDSS already holds it: skip three FFI calls
+                continue
+            loads.Name(self._elements[key])
+            loads.kW(-value[0])
+            loads.kvar(-value[1])
+            self._applied[key] = value
         self.injections = cleaned
 
     # --- device ----------------------------------------------------------------------------
