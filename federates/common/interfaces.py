@@ -54,7 +54,7 @@ REGISTRY: tuple[Interface, ...] = (
               "1 if the window's power flow converged"),
     Interface("grid", "endpoint", "{name}/query", "string", "kW, kvar",
               'request JSON {"id", "injections": {"BUS.PHASE": [p_kw, q_kvar]}, "device"?}; '
-              'answer JSON {"id", "feasible", "converged", "reason", "violations", "losses_kw"} '
+              'answer JSON {"id", "feasible", "converged", "reason", "violations", "losses_kw", "extremes"} '
               "to the sender in the same sub-step; the committed state does not change"),
     Interface("grid", "endpoint", "{name}/control", "string", "-",
               'JSON {"id", "device": {...}}: commit a regulator setting from the next solve on; '
