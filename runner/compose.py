@@ -25,6 +25,7 @@ from lemcosim.runner.sources import ScenarioError
 MODULES = {
     "prosumers": "lemcosim.federates.prosumers",
     "grid": "lemcosim.federates.grid",
+    "amm": "lemcosim.federates.amm",
     "recorder": "lemcosim.federates.recorder",
 }
 # interruptible federates are woken by every value/message (servers, recorders); the rest step
@@ -57,8 +58,19 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         section = scenario.prosumers
         params = section.model_dump(mode="json", exclude={"enabled", "external"})
         plans.append(_typed_plan("prosumers", "prosumers", section.external, params))
+    market_sources: list[str] = []
+    if scenario.amm is not None and scenario.amm.enabled:
+        section = scenario.amm
+        params = section.model_dump(mode="json", exclude={"enabled", "external"})
+        plan = _typed_plan("amm", "amm", section.external, params)
+        plan.subscriptions = [{"key": f"{section.source}/positions", "type": "string"}]
+        plans.append(plan)
+        market_sources.append(section.source)
     if scenario.grid is not None and scenario.grid.enabled:
-        plans.append(_grid_plan(scenario, [p.name for p in plans if p.type == "prosumers"]))
+        # a population that trades reaches the grid through the market's schedule, not directly
+        physical = [p.name for p in plans if p.type == "amm"] + [
+            p.name for p in plans if p.type == "prosumers" and p.name not in market_sources]
+        plans.append(_grid_plan(scenario, physical))
     for name, custom in scenario.custom.items():
         if not custom.enabled:
             continue
@@ -89,14 +101,15 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
 def check_attachments(scenario: Scenario) -> None:
     """Every prosumer bus and phase exists in the scenario's network (our format; a .dss file is
     checked by the grid federate when it starts)."""
-    if scenario.network is None or scenario.network.name is None or scenario.prosumers is None:
+    if scenario.network is None or scenario.network.name is None:
         return
     from lemcosim.networks.loader import check_topology, load_network
 
     net = load_network(scenario.network.name)
     phases = check_topology(net, Path(net.folder))
     problems = []
-    for i, group in enumerate(scenario.prosumers.groups):
+    groups = scenario.prosumers.groups if scenario.prosumers is not None else []
+    for i, group in enumerate(groups):
         for bus in group.buses:
             have = phases.get(bus.lower())
             if have is None:
@@ -106,6 +119,13 @@ def check_attachments(scenario: Scenario) -> None:
             for ph in group.phases:
                 if not set(ph) <= set(have):
                     problems.append(f"prosumers.groups.{i}: bus {bus} has phases {have}, not {ph}")
+    for i, esu in enumerate(scenario.amm.esus if scenario.amm is not None else []):
+        have = phases.get(esu.bus.lower())
+        if have is None:
+            problems.append(f"amm.esus.{i}: bus {esu.bus!r} of ESU {esu.name} is not in network "
+                            f"{net.name}")
+        elif not set(esu.phases) <= set(have):
+            problems.append(f"amm.esus.{i}: bus {esu.bus} has phases {have}, not {esu.phases}")
     if problems:
         raise ScenarioError(problems)
 

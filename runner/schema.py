@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
+from lemcosim.federates.amm.config import AmmConfig
 from lemcosim.federates.prosumers.config import PopulationConfig
 
 
@@ -81,6 +82,10 @@ class ProsumersSection(FederateSection, PopulationConfig):
     """A prosumer population federate (see docs/prosumers.md for the population keys)."""
 
 
+class AmmSection(FederateSection, AmmConfig):
+    """The AMM market federate (docs/amm.md)."""
+
+
 class GridLimits(Strict):
     """Operating limits a power-flow query checks (SPEC §3 defaults)."""
 
@@ -88,6 +93,9 @@ class GridLimits(Strict):
     v_max_pu: PositiveFloat = 1.05
     vuf_max_pct: PositiveFloat = 2.0
     loading_max_pct: PositiveFloat = 100.0
+    rule: Literal["absolute", "no_worse"] = Field(
+        "absolute", description="no_worse: a value beyond its limit violates only if the query "
+        "makes it worse than the committed window state")
 
 
 class GridDeviceConfig(Strict):
@@ -148,6 +156,7 @@ class Scenario(Strict):
     network: NetworkConfig | None = None
     prosumers: ProsumersSection | None = None
     grid: GridSection | None = None
+    amm: AmmSection | None = None
     recorder: RecorderSection | None = None
     custom: dict[str, CustomFederateSection] = Field(default_factory=dict)
 
@@ -155,6 +164,9 @@ class Scenario(Strict):
     def _grid_needs_network(self) -> Scenario:
         if self.grid is not None and self.grid.enabled and self.network is None:
             raise ValueError("a `grid` federate needs a `network` section")
+        if self.amm is not None and self.amm.enabled and self.amm.approval and (
+                self.grid is None or not self.grid.enabled):
+            raise ValueError("`amm.approval` needs a `grid` federate (or set amm.approval: false)")
         return self
 
     @property

@@ -227,6 +227,10 @@ class AmmWindow:
             raise MarketError(f"the window's base power flow failed: {answer.get('reason')}")
         return float(answer["losses_kw"])
 
+    def schedule(self) -> dict[str, list[float]]:
+        """The window's approved market injections: trades and ESU deliveries, kW per BUS.PHASE."""
+        return self._injections(None, None, self.es_cont)
+
     def _injections(self, tx: Transaction | None, swap: Swap | None,
                     es_cont: dict[str, float]) -> dict[str, list[float]]:
         kw_per_kwh = 3600.0 / self.dt_s

@@ -59,6 +59,18 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("grid", "endpoint", "{name}/control", "string", "-",
               'JSON {"id", "device": {...}}: commit a regulator setting from the next solve on; '
               'answered {"id", "accepted", "reason"}; a bad setting keeps the last valid one'),
+    Interface("amm", "subscription", "{source}/positions", "string", "kWh",
+              "energy positions of the prosumer population whose members trade"),
+    Interface("amm", "publication", "{name}/injections", "string", "kW, kvar",
+              'JSON {"BUS.PHASE": [p_kw, q_kvar]}: the window\'s approved schedule (trades and ESU '
+              "deliveries), published after the last transaction; the grid re-solves with it"),
+    Interface("amm", "publication", "{name}/price", "double", "M/kWh",
+              "closing pool price ρ_LP of the window"),
+    Interface("amm", "publication", "{name}/volume_kwh", "double", "kWh",
+              "energy traded through the pool in the window"),
+    Interface("amm", "endpoint", "{name}/dso", "string", "kW, kvar",
+              "sends one power-flow query per provisional transaction to the grid's query "
+              "endpoint and reads the answer one sub-step later"),
     Interface("recorder", "subscription", "{source}", "string", "as published",
               "any publication named in `recorder.subscribe` (all of the scenario's by default)"),
 )

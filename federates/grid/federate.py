@@ -1,9 +1,12 @@
 """Grid federate: solves the feeder each window and answers power-flow queries and device commands.
 
-Inputs are the net injections of every prosumer population (summed per bus and phase). At
-T_w + δ the window's power flow is solved and published; between windows the federate is woken by
-messages on `{name}/query` (answered in the same sub-step without touching the committed state)
-and `{name}/control` (a new regulator setting, committed for the following solves).
+Inputs are the net injections of its sources (prosumer populations, a market's schedule), summed
+per bus and phase; an injection counts for the window it was published in. At T_w + δ the
+window's power flow is solved and published; when a source publishes later in the window (a
+market's approved schedule) the window is solved and published again at that sub-step. Between
+its own steps the federate is woken by messages on `{name}/query` (answered in the same sub-step
+without touching the committed state) and `{name}/control` (a new regulator setting, committed for
+the following solves).
 """
 
 from __future__ import annotations
@@ -25,23 +28,49 @@ class GridFederate(FederateModel):
         self.name = settings.name
         self.service = GridService.from_params(settings.params)
         self.sources: list[str] = list(settings.params.get("injection_sources", []))
+        self._latest: dict[str, tuple[int, dict]] = {}  # source -> (window published, injections)
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
+        self._solve(ctx, window)
+
+    def _solve(self, ctx: FederateContext, window: int) -> None:
+        self._take_updates(ctx, window)
         injections: dict[str, list[float]] = {}
-        for source in self.sources:
-            for bus_phase, pq in (ctx.read_json(f"{source}/injections") or {}).items():
+        for published_in, values in self._latest.values():
+            if published_in != window:
+                continue  # an injection counts for the window it was published in
+            for bus_phase, pq in values.items():
                 total = injections.setdefault(bus_phase, [0.0, 0.0])
                 total[0] += pq[0]
                 total[1] += pq[1]
         report = self.service.solve_window(injections)
         for quantity, value in report.publications().items():
             ctx.publish(f"{self.name}/{quantity}", value)
+        substep = ctx.clock.substep_of(ctx.time_s)
         for entity, quantity, value, unit in report.rows():
-            ctx.log.record(ctx.time_s, window, entity, quantity, value, unit, self.substep)
+            ctx.log.record(ctx.time_s, window, entity, quantity, value, unit, substep)
 
     def on_interrupt(self, ctx: FederateContext, window: int) -> None:
         self._serve(ctx, window, "query", self.service.answer_query)
         self._serve(ctx, window, "control", self.service.apply_control)
+        own_step = ctx.clock.time_of(window, self.substep)
+        if self._take_updates(ctx, window) and ctx.time_s > own_step:
+            self._solve(ctx, window)  # a source published after the window's first solve
+
+    def _take_updates(self, ctx: FederateContext, window: int) -> bool:
+        """Store every newly published injection set with its window; True if any arrived."""
+        arrived = False
+        for source in self.sources:
+            key = f"{source}/injections"
+            if not ctx.updated(key):
+                continue
+            values = ctx.read_json(key)
+            if not isinstance(values, dict):
+                raise LemcosimError(f"{self.name}: {key} must carry a JSON object "
+                                    f"{{\"BUS.PHASE\": [p_kw, q_kvar]}}, got {str(values)[:60]}")
+            self._latest[source] = (window, values)
+            arrived = True
+        return arrived
 
     def _serve(self, ctx: FederateContext, window: int, endpoint: str, handler) -> None:
         key = f"{self.name}/{endpoint}"

@@ -45,6 +45,9 @@ class Limits:
     v_max_pu: float = 1.05
     vuf_max_pct: float = 2.0
     loading_max_pct: float = 100.0
+    # absolute: any value beyond a limit is a violation; no_worse: only one beyond its limit and
+    # worse than in the committed state (a feeder that already violates a limit stays operable)
+    rule: str = "absolute"
 
 
 @dataclass
@@ -78,21 +81,22 @@ class PowerFlow:
         i = int(np.argmax(values))
         return names[i], float(values[i])
 
-    def violations(self, limits: Limits) -> list[dict]:
-        """Each violated constraint with where and its extreme value."""
+    def violations(self, limits: Limits, reference: PowerFlow | None = None) -> list[dict]:
+        """Each violated constraint with where and its extreme value (see `Limits.rule`)."""
         if not self.converged:
             return [{"constraint": "convergence", "where": "", "value": None, "limit": None}]
         out = []
-        for which, limit, bad in (
-            ("v_min", limits.v_min_pu, lambda v: v < limits.v_min_pu - 1e-9),
-            ("v_max", limits.v_max_pu, lambda v: v > limits.v_max_pu + 1e-9),
-            ("vuf_max", limits.vuf_max_pct, lambda v: v > limits.vuf_max_pct + 1e-9),
-            ("loading_max", limits.loading_max_pct, lambda v: v > limits.loading_max_pct + 1e-9),
-        ):
+        for which, limit, sign in (("v_min", limits.v_min_pu, -1.0), ("v_max", limits.v_max_pu, 1.0),
+                                   ("vuf_max", limits.vuf_max_pct, 1.0),
+                                   ("loading_max", limits.loading_max_pct, 1.0)):
             where, value = self.extreme(which)
-            if where and bad(value):
-                out.append({"constraint": which, "where": where, "value": round(value, 6),
-                            "limit": limit})
+            if not where or sign * (value - limit) <= 1e-9:
+                continue
+            if limits.rule == "no_worse" and reference is not None and reference.converged:
+                if sign * (value - reference.extreme(which)[1]) <= 1e-6:
+                    continue  # beyond the limit already in the committed state, and not worse
+            out.append({"constraint": which, "where": where, "value": round(value, 6),
+                        "limit": limit})
         return out
 
     def buses_json(self) -> dict[str, dict[str, dict[str, float]]]:

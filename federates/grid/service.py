@@ -66,6 +66,7 @@ class GridService:
     def __init__(self, model: GridModel) -> None:
         self.model = model
         self.committed: dict[str, tuple[float, float]] = {}
+        self.committed_flow: PowerFlow | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> GridService:
@@ -84,7 +85,8 @@ class GridService:
     def solve_window(self, injections: dict[str, list[float]]) -> WindowReport:
         self.model.set_injections(injections)
         self.committed = dict(self.model.injections)
-        return WindowReport(self.model.solve(), self.model.limits)
+        self.committed_flow = self.model.solve()
+        return WindowReport(self.committed_flow, self.model.limits)
 
     def answer_query(self, request: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(request, dict):
@@ -111,7 +113,7 @@ class GridService:
                     "violations": [], "losses_kw": None}
         finally:
             self._restore(device_before)
-        violations = flow.violations(self.model.limits)
+        violations = flow.violations(self.model.limits, self.committed_flow)
         return {
             "feasible": flow.converged and not violations,
             "converged": flow.converged,

@@ -1,0 +1,151 @@
+"""AMM market federate: one pool per window, liquidity from ESUs, prosumer trades approved by the
+grid federate's power-flow query over HELICS messages.
+
+Timing (window w, δ = sub-step): prosumers publish positions at T_w; the grid solves the base
+state at T_w + δ; at T_w + 2δ the market opens (stage 1), then each transaction is one query
+round trip: sent at t, answered by the grid at t, read here at t + δ. After the last one the
+market publishes its schedule (approved trades and ESU deliveries) and the grid re-solves the
+window with it. A rejected transaction is not executed (the prosumer curtails or defers it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+
+from lemcosim.federates.amm.config import AmmConfig
+from lemcosim.federates.amm.market import AmmWindow, StorageUnit, Transaction, TxResult
+from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, Pool
+from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
+from lemcosim.federates.common.clock import MARKET_SUBSTEP
+
+_TX_NUMBERS = ("e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh", "price_after",
+               "utility_kwh")
+_UNITS = {"e_kwh": "kWh", "m": "M", "rho": "M/kWh", "rho_eff": "M/kWh", "rho_es": "M/kWh",
+          "d_loss_kwh": "kWh", "price_after": "M/kWh", "utility_kwh": "kWh"}
+
+
+class AmmFederate(FederateModel):
+    substep = MARKET_SUBSTEP
+
+    def __init__(self, settings: FederateSettings) -> None:
+        self.name = settings.name
+        self.config = AmmConfig.model_validate(settings.params)
+        self.dt_s = settings.clock.window_s
+        self.esus = [StorageUnit(e.name, e.bus.lower(), e.capacity_kwh, e.soc0_pu * e.capacity_kwh,
+                                 e.power_kw, e.soc_min_pu * e.capacity_kwh, e.efficiency,
+                                 e.phases) for e in self.config.esus]
+        self.rng = np.random.default_rng(self.config.seed)
+        self.last_close: float | None = None
+        self._query_ids = itertools.count()
+
+    # --- one window ------------------------------------------------------------------------
+    def on_window(self, ctx: FederateContext, window: int) -> None:
+        pool, opening = self._open_pool()
+        window_market = AmmWindow(
+            pool, self.esus, self.dt_s,
+            approve=(lambda inj: self._ask_grid(ctx, window, inj)) if self.config.approval else None,
+            loss_compensation=self.config.loss_compensation,
+            bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
+            retail=self.config.pool.retail)
+        for j, esu in enumerate(self.esus):
+            commit = esu.deliverable_kwh(self.dt_s) * self.config.esus[j].commit_pu
+            if commit <= 1e-9:
+                ctx.log.record(ctx.time_s, window, esu.name, "liquidity_skipped", 0.0, "kWh",
+                               self._substep(ctx))
+                continue
+            status = window_market.add_liquidity(esu.name, commit, opening)
+            for quantity, value in status.items():
+                ctx.log.record(ctx.time_s, window, f"add{j + 1}:{esu.name}", quantity, value, "",
+                               self._substep(ctx))
+        results = []
+        if window_market.pool.l_total > 0:
+            for tx in self._intents(ctx, window):
+                result = window_market.transact(tx)
+                results.append(result)
+                self._log_tx(ctx, window, result)
+        for esu in self.esus:
+            esu.deliver(window_market.es_cont[esu.name])
+            ctx.log.record(ctx.time_s, window, esu.name, "soc_kwh", esu.soc_kwh, "kWh",
+                           self._substep(ctx))
+            ctx.log.record(ctx.time_s, window, esu.name, "es_cont_kwh",
+                           window_market.es_cont[esu.name], "kWh", self._substep(ctx))
+        self.last_close = window_market.pool.price
+        schedule = window_market.schedule()
+        ctx.publish(f"{self.name}/injections", schedule)
+        ctx.publish(f"{self.name}/price", self.last_close)
+        volume = sum(r.tx.e_kwh - r.utility_kwh for r in results if r.approved)
+        ctx.publish(f"{self.name}/volume_kwh", volume)
+        for quantity, value, unit in (("opening_price", opening, "M/kWh"),
+                                      ("closing_price", self.last_close, "M/kWh"),
+                                      ("volume_kwh", volume, "kWh"),
+                                      ("approved", sum(r.approved for r in results), "count"),
+                                      ("rejected", sum(not r.approved for r in results), "count")):
+            ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
+
+    def _open_pool(self) -> tuple[Pool, float]:
+        """A fresh pool for the window and its opening price ρ_eq (see `PoolConfig.reopen`)."""
+        p = self.config.pool
+        price = p.opening_price
+        if p.reopen == "last_close" and self.last_close is not None:
+            price = min(max(self.last_close, p.fit * 1.0001), p.retail * 0.9999)
+        if p.kind == "concentrated":
+            return ConcentratedPool(rho_lo=p.fit, rho_up=p.retail, fee=p.fee,
+                                    opening_price=price), price
+        return ConstantProductPool(fee=p.fee), price
+
+    def _intents(self, ctx: FederateContext, window: int) -> list[Transaction]:
+        positions = ctx.read_json(f"{self.config.source}/positions") or {}
+        ids = positions.get("id", [])
+        s = self.config.strategy
+        order = np.arange(len(ids))
+        if s.order == "random":
+            self.rng.shuffle(order)
+        txs = []
+        for i in order:
+            e = float(positions["e_kwh"][i])
+            if abs(e) < max(s.min_trade_kwh, 1e-12):
+                continue
+            side = "sell" if e > 0 else "buy"
+            limit = None
+            if s.kind == "limit":
+                limit = (s.sell_limit or self.config.pool.fit) if side == "sell" else (
+                    s.buy_limit or self.config.pool.retail)
+            txs.append(Transaction(f"w{window}t{len(txs)}", ids[i], str(positions["bus"][i]).lower(),
+                                   str(positions["phase"][i]), side, abs(e), limit))
+        return txs[: self.config.max_trades] if self.config.max_trades else txs
+
+    # --- grid round trip -------------------------------------------------------------------
+    def _ask_grid(self, ctx: FederateContext, window: int, injections: dict) -> dict:
+        request_id = f"{self.name}-{next(self._query_ids)}"
+        ctx.send(f"{self.name}/dso", f"{self.config.grid}/query",
+                 {"id": request_id, "injections": injections})
+        ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
+        for _, text, _ in ctx.receive(f"{self.name}/dso"):
+            answer = json.loads(text)
+            if answer.get("id") == request_id:
+                return answer
+        return {"feasible": False, "converged": False, "losses_kw": None,
+                "reason": f"no answer from grid federate {self.config.grid!r} within one sub-step"}
+
+    def _substep(self, ctx: FederateContext) -> int:
+        return ctx.clock.substep_of(ctx.time_s)
+
+    def _log_tx(self, ctx: FederateContext, window: int, r: TxResult) -> None:
+        t, k, entity = ctx.time_s, self._substep(ctx), r.tx.id
+        record = ctx.log.record
+        record(t, window, entity, "approved", 1.0 if r.approved else 0.0, "1/0", k)
+        record(t, window, entity, "side", r.tx.side, "", k)
+        record(t, window, entity, "prosumer", r.tx.prosumer, "", k)
+        record(t, window, entity, "bus", f"{r.tx.bus}.{r.tx.phase}", "", k)
+        values = {"e_kwh": r.tx.e_kwh, **{q: getattr(r, q) for q in _TX_NUMBERS[1:]}}
+        for quantity, value in values.items():
+            if value == value:  # not NaN
+                record(t, window, entity, quantity, float(value), _UNITS[quantity], k)
+        if r.reason:
+            record(t, window, entity, "reason", r.reason, "", k)
+        for name, extreme in (r.grid.get("extremes") or {}).items():
+            record(t, window, entity, name, float(extreme["value"]), "", k)
+            record(t, window, entity, f"{name}_at", str(extreme["where"]), "", k)
