@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lemcosim.analysis import plots
+from lemcosim.analysis import amm, plots
 
 Figure = Callable[[pd.DataFrame, Path], Iterator[tuple[Path, str]]]
 
@@ -49,4 +49,6 @@ def grid_losses(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:
            "Loss curve")
 
 
-FIGURES: list[Figure] = [prosumer_net_injection, grid_voltage_heat_map, grid_losses]
+FIGURES: list[Figure] = [prosumer_net_injection, grid_voltage_heat_map, grid_losses,
+                         amm.price_variation]
+TABLES = [amm.tables]

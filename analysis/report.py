@@ -31,7 +31,12 @@ def analyze(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
     written += _write_table(summary, out / "summary")
     sections.append("## Summary of logged quantities\n\n" + markdown_table(summary))
 
-    from lemcosim.analysis.figures import FIGURES
+    from lemcosim.analysis.figures import FIGURES, TABLES
+
+    for make_tables in TABLES:
+        for stem, caption, table in make_tables(df):
+            written += _write_table(table, out / stem)
+            sections.append(f"## {caption}\n\n" + markdown_table(table))
 
     for make in FIGURES:
         for path, caption in make(df, out):
@@ -58,7 +63,7 @@ def _write_table(table: pd.DataFrame, stem: Path) -> list[Path]:
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-style Markdown table (no extra dependency)."""
     def fmt(v):
-        return f"{v:.6g}" if isinstance(v, float) else str(v)
+        return f"{v:.6g}" if isinstance(v, float) else str(v).replace("|", "/")
 
     head = "| " + " | ".join(map(str, table.columns)) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"

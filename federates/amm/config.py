@@ -47,8 +47,9 @@ class EsuConfig(_Strict):
     soc0_pu: float = Field(0.5, ge=0, le=1)
     soc_min_pu: float = Field(0.1, ge=0, le=1)
     efficiency: float = Field(0.95, gt=0, le=1)
-    commit_pu: float = Field(1.0, gt=0, le=1, description="share of what it can deliver that it "
-                             "commits as liquidity each window")
+    commit_pu: float = Field(0.9, gt=0, le=1, description="share of what it can deliver that it "
+                             "commits as liquidity each window (the rest is headroom for the "
+                             "loss energy it supplies)")
 
     @model_validator(mode="after")
     def _soc(self) -> EsuConfig:

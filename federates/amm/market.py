@@ -83,7 +83,7 @@ class TxResult:
     tx: Transaction
     approved: bool
     reason: str = ""
-    m: float = 0.0
+    m: float = float("nan")
     rho: float = float("nan")
     rho_eff: float = float("nan")
     rho_es: float = float("nan")

@@ -1,0 +1,53 @@
+"""The AMM market in a real federation: prosumers → AMM ⇄ grid (queries) → grid re-solve."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import assert_no_process_left, lemcosim, write_scenario
+
+from lemcosim.analysis import load_run
+
+pytestmark = pytest.mark.federation
+
+
+def test_amm_trades_are_approved_by_the_grid_and_scheduled(tmp_path, run_dir):
+    scenario = write_scenario(tmp_path, """
+        name: amm-federation
+        time: {window_s: 900, windows: 3, start: 2026-06-21T10:00:00}
+        helics: {timeout_s: 120, external_timeout_s: 60}
+        network: {name: ieee13}
+        prosumers:
+          seed: 2
+          groups: [{count: 24, buses: ["671", "675", "634"], pv_share: 0.6}]
+        grid: {limits: {rule: no_worse}}
+        amm:
+          esus:
+            - {name: es675, bus: "675", capacity_kwh: 500, power_kw: 250}
+            - {name: es671, bus: "671", capacity_kwh: 300, power_kw: 150}
+          loss_compensation: true
+        """)
+    proc = lemcosim("run", str(scenario), "--out", str(run_dir), "--no-progress", "--analyze")
+    assert proc.returncode == 0, proc.stderr
+    assert_no_process_left(run_dir)
+    df = load_run(run_dir)
+    amm = df[df.federate == "amm"]
+    # stage 1: the token status after each of the two liquidity additions, every window
+    status = amm[amm.entity.str.startswith("add")]
+    assert set(status.entity) == {"add1:es675", "add2:es671"}
+    assert set(status[status.entity == "add2:es671"].quantity) >= {"E_LP", "M_LP", "L", "rho_LP"}
+    # stage 2: every transaction decided, each with its grid extremes; rejections say why
+    decided = amm[(amm.quantity == "approved") & amm.entity.str.fullmatch(r"w\d+t\d+")]
+    assert len(decided) >= 3 and decided.value.isin([0.0, 1.0]).all()
+    rejected = decided[decided.value == 0.0].entity
+    reasons = amm[(amm.quantity == "reason") & amm.entity.isin(rejected)]
+    assert len(reasons) == len(rejected) and reasons.text.str.startswith("DSO:").all()
+    # one query round trip per transaction: one sub-step each, after the market opens at 2δ
+    per_window = decided.groupby("window").substep.agg(["min", "max", "count"])
+    assert (per_window["min"] >= 3).all()
+    assert (per_window["max"] - per_window["min"] + 1 == per_window["count"]).all()
+    # the grid solved each window twice: the base state at δ, then with the market's schedule
+    grid_losses = df[(df.federate == "grid") & (df.quantity == "losses_kw")]
+    assert (grid_losses.groupby("window").size() == 2).all()
+    assert (grid_losses.groupby("window").substep.min() == 1).all()
+    for name in ("amm_token_status.csv", "amm_transactions.csv", "amm_prices.png"):
+        assert (run_dir / "analysis" / name).stat().st_size > 0, name
