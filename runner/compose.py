@@ -63,9 +63,10 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         section = scenario.amm
         params = section.model_dump(mode="json", exclude={"enabled", "external"})
         plan = _typed_plan("amm", "amm", section.external, params)
-        plan.subscriptions = [{"key": f"{section.source}/positions", "type": "string"}]
+        if section.transactions is None:
+            plan.subscriptions = [{"key": f"{section.source}/positions", "type": "string"}]
+            market_sources.append(section.source)
         plans.append(plan)
-        market_sources.append(section.source)
     if scenario.grid is not None and scenario.grid.enabled:
         # a population that trades reaches the grid through the market's schedule, not directly
         physical = [p.name for p in plans if p.type == "amm"] + [
@@ -126,6 +127,12 @@ def check_attachments(scenario: Scenario) -> None:
                             f"{net.name}")
         elif not set(esu.phases) <= set(have):
             problems.append(f"amm.esus.{i}: bus {esu.bus} has phases {have}, not {esu.phases}")
+    scripted = scenario.amm.transactions if scenario.amm is not None else None
+    for i, tx in enumerate(scripted or []):
+        have = phases.get(tx.bus.lower())
+        if have is None:
+            problems.append(f"amm.transactions.{i}: prosumer {tx.prosumer} at bus {tx.bus!r}, "
+                            f"which is not in network {net.name}")
     if problems:
         raise ScenarioError(problems)
 

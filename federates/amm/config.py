@@ -68,13 +68,27 @@ class StrategyConfig(_Strict):
     order: Literal["random", "as_listed"] = Field("random", description="arrival order per window")
 
 
+class ScriptedTransaction(_Strict):
+    """A transaction of a case study, submitted in this order every window."""
+
+    prosumer: str
+    bus: str
+    phase: str = "abc"
+    side: Literal["buy", "sell"]
+    e_kwh: float = Field(description="kWh; zero or negative ones are logged as rejected")
+    limit_price: PositiveFloat | None = None
+
+
 class AmmConfig(_Strict):
     pool: PoolConfig = Field(default_factory=PoolConfig)
     esus: list[EsuConfig] = Field(min_length=1)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     approval: bool = Field(True, description="every transaction is checked by the grid's query")
     loss_compensation: bool = False
-    source: str = Field("prosumers", description="the prosumer federate whose positions trade")
+    source: str | None = Field("prosumers", description="the prosumer federate whose positions "
+                               "trade; null with `transactions` (a scripted case study)")
+    transactions: list[ScriptedTransaction] | None = Field(
+        None, description="scripted transactions instead of prosumer positions")
     grid: str = Field("grid", description="the grid federate that approves")
     seed: int = 0
     max_trades: int | None = Field(None, gt=0, description="per window, after ordering")
@@ -83,6 +97,8 @@ class AmmConfig(_Strict):
     def _consistent(self) -> AmmConfig:
         if self.loss_compensation and not self.approval:
             raise ValueError("loss_compensation needs approval (it uses the approval power flows)")
+        if self.transactions is None and self.source is None:
+            raise ValueError("give `source` (a prosumer federate) or scripted `transactions`")
         names = [e.name for e in self.esus]
         if len(set(names)) != len(names):
             raise ValueError(f"ESU names must be unique, got {names}")

@@ -97,6 +97,10 @@ class AmmFederate(FederateModel):
         return ConstantProductPool(fee=p.fee), price
 
     def _intents(self, ctx: FederateContext, window: int) -> list[Transaction]:
+        if self.config.transactions is not None:
+            return [Transaction(f"w{window}t{i}", t.prosumer, t.bus.lower(), t.phase, t.side,
+                                t.e_kwh, t.limit_price)
+                    for i, t in enumerate(self.config.transactions)]
         positions = ctx.read_json(f"{self.config.source}/positions") or {}
         ids = positions.get("id", [])
         s = self.config.strategy
