@@ -63,8 +63,10 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         section = scenario.amm
         params = section.model_dump(mode="json", exclude={"enabled", "external"})
         plan = _typed_plan("amm", "amm", section.external, params)
+        if section.approval:
+            plan.subscriptions.append({"key": f"{section.grid}/losses_kw", "type": "string"})
         if section.transactions is None:
-            plan.subscriptions = [{"key": f"{section.source}/positions", "type": "string"}]
+            plan.subscriptions.append({"key": f"{section.source}/positions", "type": "string"})
             market_sources.append(section.source)
         plans.append(plan)
     if scenario.grid is not None and scenario.grid.enabled:

@@ -49,7 +49,7 @@ class AmmFederate(FederateModel):
             approve=(lambda inj: self._ask_grid(ctx, window, inj)) if self.config.approval else None,
             loss_compensation=self.config.loss_compensation,
             bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
-            retail=self.config.pool.retail)
+            retail=self.config.pool.retail, base_losses_kw=self._committed_losses(ctx))
         for j, esu in enumerate(self.esus):
             commit = esu.deliverable_kwh(self.dt_s) * self.config.esus[j].commit_pu
             if commit <= 1e-9:
@@ -120,6 +120,13 @@ class AmmFederate(FederateModel):
             txs.append(Transaction(f"w{window}t{len(txs)}", ids[i], str(positions["bus"][i]).lower(),
                                    str(positions["phase"][i]), side, abs(e), limit))
         return txs[: self.config.max_trades] if self.config.max_trades else txs
+
+    def _committed_losses(self, ctx: FederateContext) -> float | None:
+        """The grid's losses of this window's base state (published at T_w + δ), if it sent them."""
+        key = f"{self.config.grid}/losses_kw"
+        if not self.config.approval or key not in ctx.inputs or not ctx.updated(key):
+            return None
+        return float(ctx.read_string(key))
 
     # --- grid round trip -------------------------------------------------------------------
     def _ask_grid(self, ctx: FederateContext, window: int, injections: dict) -> dict:

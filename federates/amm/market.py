@@ -123,7 +123,7 @@ class AmmWindow:
     def __init__(self, pool: Pool, esus: list[StorageUnit], dt_s: float, *,
                  approve: Approver | None = None, loss_compensation: bool = False,
                  bound_policy: BoundPolicy = "reject", fit: float | None = None,
-                 retail: float | None = None) -> None:
+                 retail: float | None = None, base_losses_kw: float | None = None) -> None:
         if loss_compensation and approve is None:
             raise MarketError("loss compensation needs the grid's approval power flows")
         self.pool = pool
@@ -137,7 +137,8 @@ class AmmWindow:
         self.es_cont: dict[str, float] = {n: 0.0 for n in self.esus}
         self.approved: list[TxResult] = []
         self.ledger = Ledger()
-        self.loss_kw: float | None = None
+        # losses of the committed window state (the grid publishes them): saves a power flow
+        self.loss_kw: float | None = base_losses_kw
 
     # --- stage 1 ---------------------------------------------------------------------------
     def add_liquidity(self, esu_name: str, e_kwh: float, opening_price: float | None = None
