@@ -22,7 +22,14 @@ from lemcosim.federates.grid.devices import (
     magnitude_edits,
 )
 from lemcosim.federates.grid.vuf import vuf_pct
-from lemcosim.networks.builder import RegulatorMode, compile_dss, compile_network, dss, run
+from lemcosim.networks.builder import (
+    RegulatorMode,
+    bus_bases_kv_ln,
+    compile_dss,
+    compile_network,
+    dss,
+    run,
+)
 from lemcosim.networks.loader import NetworkError, load_network
 from lemcosim.networks.model import Network
 from lemcosim.networks.results import NodeIndex, node_phasors
@@ -153,7 +160,7 @@ class GridModel:
             compile_dss(self.ref, self.load_mult)
         # a tight tolerance makes a re-solve from another starting point land on the same state
         run(["set tolerance=1e-8"], self.ref)
-        self._node_kv_ln = self._bus_bases()
+        self._node_kv_ln = bus_bases_kv_ln()
         if self.device is not None:
             self._install_device(self.device)
         self.index = NodeIndex.of_active_circuit()
@@ -167,14 +174,6 @@ class GridModel:
         self._applied.clear()
         for key in list(self.injections):
             self._ensure_element(key)
-
-    def _bus_bases(self) -> dict[str, float]:
-        engine = dss()
-        out = {}
-        for bus in engine.Circuit.AllBusNames():
-            engine.Circuit.SetActiveBus(bus)
-            out[bus.lower()] = engine.Bus.kVBase()
-        return out
 
     def _install_device(self, setting: DeviceSetting) -> None:
         bus_in, bus_out = self._open_slot()
