@@ -288,6 +288,11 @@ class GridModel:
             self._applied[key] = value
         self.injections = cleaned
 
+    def set_load_mult(self, load_mult: float) -> None:
+        """Scale every feeder load's P and Q (not the injections)."""
+        self.load_mult = load_mult
+        run([f"set loadmult={load_mult}"], self.ref)
+
     # --- device ----------------------------------------------------------------------------
     def set_device(self, setting: DeviceSetting | None) -> None:
         setting = setting.validate() if setting is not None else None
