@@ -26,6 +26,7 @@ MODULES = {
     "prosumers": "lemcosim.federates.prosumers",
     "grid": "lemcosim.federates.grid",
     "amm": "lemcosim.federates.amm",
+    "fsvr_controller": "lemcosim.federates.fsvr_controller",
     "recorder": "lemcosim.federates.recorder",
 }
 # interruptible federates are woken by every value/message (servers, recorders); the rest step
@@ -74,6 +75,12 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         physical = [p.name for p in plans if p.type == "amm"] + [
             p.name for p in plans if p.type == "prosumers" and p.name not in market_sources]
         plans.append(_grid_plan(scenario, physical))
+    ctl = scenario.fsvr_controller
+    if ctl is not None and ctl.enabled:
+        plan = _typed_plan("fsvr_controller", "fsvr_controller", ctl.external,
+                           ctl.model_dump(mode="json", exclude={"enabled", "external"}))
+        plan.subscriptions = [{"key": f"{ctl.grid}/device_v_in", "type": "string"}]
+        plans.append(plan)
     for name, custom in scenario.custom.items():
         if not custom.enabled:
             continue

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from lemcosim.federates.amm.config import AmmConfig
+from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.prosumers.config import PopulationConfig
 
 
@@ -86,6 +87,10 @@ class AmmSection(FederateSection, AmmConfig):
     """The AMM market federate (docs/amm.md)."""
 
 
+class FsvrControllerSection(FederateSection, FsvrControllerConfig):
+    """The FSVR controller federate (docs/grid.md); `external: true` for your own controller."""
+
+
 class GridLimits(Strict):
     """Operating limits a power-flow query checks (SPEC §3 defaults)."""
 
@@ -157,6 +162,7 @@ class Scenario(Strict):
     prosumers: ProsumersSection | None = None
     grid: GridSection | None = None
     amm: AmmSection | None = None
+    fsvr_controller: FsvrControllerSection | None = None
     recorder: RecorderSection | None = None
     custom: dict[str, CustomFederateSection] = Field(default_factory=dict)
 
@@ -167,6 +173,10 @@ class Scenario(Strict):
         if self.amm is not None and self.amm.enabled and self.amm.approval and (
                 self.grid is None or not self.grid.enabled):
             raise ValueError("`amm.approval` needs a `grid` federate (or set amm.approval: false)")
+        ctl = self.fsvr_controller
+        if ctl is not None and ctl.enabled and (
+                self.grid is None or self.grid.device is None or self.grid.device.kind != "fsvr"):
+            raise ValueError("`fsvr_controller` needs `grid.device.kind: fsvr`")
         return self
 
     @property

@@ -52,6 +52,9 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("grid", "publication", "{name}/v_max_pu", "double", "pu", "highest phase voltage"),
     Interface("grid", "publication", "{name}/converged", "double", "1/0",
               "1 if the window's power flow converged"),
+    Interface("grid", "publication", "{name}/device_v_in", "string", "pu",
+              'JSON {"re": [a, b, c], "im": [a, b, c]}: solved input phasors of the regulator '
+              "device (only when the feeder has one), for a voltage-correction controller"),
     Interface("grid", "endpoint", "{name}/query", "string", "kW, kvar",
               'request JSON {"id", "injections": {"BUS.PHASE": [p_kw, q_kvar]}, "device"?}; '
               'answer JSON {"id", "feasible", "converged", "reason", "violations", "losses_kw", "extremes"} '
@@ -73,6 +76,11 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("amm", "endpoint", "{name}/dso", "string", "kW, kvar",
               "sends one power-flow query per provisional transaction to the grid's query "
               "endpoint and reads the answer one sub-step later"),
+    Interface("fsvr_controller", "subscription", "{source}/device_v_in", "string", "pu",
+              "the FSVR's measured input phasors"),
+    Interface("fsvr_controller", "endpoint", "{name}/ctl", "string", "-",
+              "sends the chosen setting to the grid's control endpoint at T_w + 2δ and reads "
+              "its acknowledgement; the grid applies it from its next solve"),
     Interface("recorder", "subscription", "{source}", "string", "as published",
               "any publication named in `recorder.subscribe` (all of the scenario's by default)"),
 )

@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from lemcosim.federates.grid.devices import DeviceError, setting_from_json
 from lemcosim.federates.grid.model import GridError, GridModel, Limits, PowerFlow
@@ -20,6 +23,8 @@ from lemcosim.runner.errors import LemcosimError
 class WindowReport:
     flow: PowerFlow
     limits: Limits
+    device_v_in: np.ndarray | None = None  # solved device input phasors, pu
+    device: dict | None = None  # the device setting in force
 
     def publications(self) -> dict[str, Any]:
         """Publication suffix → value (JSON-able or float), as in docs/interfaces.md."""
@@ -39,7 +44,9 @@ class WindowReport:
             "v_min_pu": float(mags.min()),
             "v_max_pu": float(mags.max()),
             "converged": 1.0,
-        }
+        } | ({} if self.device_v_in is None else {"device_v_in": {
+            "re": self.device_v_in.real.round(9).tolist(),
+            "im": self.device_v_in.imag.round(9).tolist()}})
 
     def rows(self) -> list[tuple[str, str, float | str, str]]:
         """Log rows (entity, quantity, value, unit)."""
@@ -59,6 +66,8 @@ class WindowReport:
                  for n, v in zip(f.line_names, f.loading_pct, strict=True)]
         rows += [(v["constraint"], "violation", float(v["value"]), "")
                  for v in f.violations(self.limits) if v["value"] is not None]
+        if self.device is not None:
+            rows.append(("device", "setting", json.dumps(self.device), ""))
         return rows
 
 
@@ -86,7 +95,12 @@ class GridService:
         self.model.set_injections(injections)
         self.committed = dict(self.model.injections)
         self.committed_flow = self.model.solve()
-        return WindowReport(self.committed_flow, self.model.limits)
+        report = WindowReport(self.committed_flow, self.model.limits)
+        if self.model.device is not None:
+            report.device = self.model.device.to_json()
+            if self.committed_flow.converged:
+                report.device_v_in = self.model.device_voltages()[0]
+        return report
 
     def answer_query(self, request: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(request, dict):

@@ -1,0 +1,4 @@
+from lemcosim.federates.common.app import main
+from lemcosim.federates.fsvr_controller.federate import FsvrControllerFederate
+
+main(FsvrControllerFederate)

@@ -1,0 +1,73 @@
+"""The FSVR driven over HELICS: lemcosim's controller, and the external example (helics + numpy
+only) started as a separate process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import assert_no_process_left, lemcosim
+
+from lemcosim.analysis import load_run
+
+pytestmark = pytest.mark.federation
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "external_fsvr_controller.py"
+
+
+def device_settings(run_dir: Path) -> list[dict]:
+    df = load_run(run_dir)
+    rows = df[(df.federate == "grid") & (df.entity == "device") & (df.quantity == "setting")]
+    return [json.loads(t) for t in rows.sort_values("time_s").text]
+
+
+def test_own_controller_commands_the_fsvr(run_dir):
+    proc = lemcosim("run", "fsvr_correction", "--set", "time.windows=3", "--out", str(run_dir),
+                    "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert_no_process_left(run_dir)
+    df = load_run(run_dir)
+    ctl = df[df.federate == "fsvr_controller"]
+    assert ctl[ctl.quantity == "accepted"].value.tolist() == [1.0, 1.0]  # w0, w1 acknowledged
+    settings = device_settings(run_dir)
+    assert settings[0]["alpha"] == [[0.0] * 3] * 3  # window 0: the neutral setting
+    levels = {round(k * 0.025, 6) for k in range(-4, 5)}
+    assert all(round(a, 6) in levels for row in settings[-1]["alpha"] for a in row)
+
+
+def test_external_example_drives_the_fsvr(run_dir):
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "lemcosim.runner.cli", "run", "fsvr_external",
+         "--set", "time.windows=3", "--set", "helics.external_timeout_s=60",
+         "--out", str(run_dir), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    external = None
+    try:
+        config = run_dir / "federates" / "fsvr_controller.json"
+        deadline = time.monotonic() + 60
+        while not (run_dir / "logs" / "pids.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        external = subprocess.Popen([sys.executable, str(EXAMPLE), str(config)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = runner.communicate(timeout=120)
+        assert runner.returncode == 0, err
+        ext_out, ext_err = external.communicate(timeout=30)
+        assert external.returncode == 0, ext_err
+        assert "setting w0 accepted=True" in ext_out
+        assert_no_process_left(run_dir)
+        settings = device_settings(run_dir)
+        assert len(settings) == 3 and settings[0]["alpha"] == [[0.0] * 3] * 3
+    finally:
+        for p in (runner, external):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_the_example_imports_neither_lemcosim_nor_more_than_helics_and_numpy():
+    imports = [line.split()[1] for line in EXAMPLE.read_text().splitlines()
+               if line.startswith(("import ", "from "))]
+    assert set(imports) <= {"itertools", "json", "sys", "helics", "numpy"}
