@@ -13,9 +13,10 @@ from lemcosim.federates.fsvr_controller.optimise import (
     coordinate_search,
     grey_wolf,
     loadability,
+    local_solver,
     optimise,
 )
-from lemcosim.federates.grid.model import GridModel
+from lemcosim.federates.grid.model import GridModel, Limits
 from lemcosim.federates.grid.vuf import vuf_pct
 
 
@@ -54,33 +55,36 @@ def test_correction_is_the_exact_optimum_of_each_row():
 
 def test_optimisers_count_power_flows_and_improve_on_neutral():
     space = Space("svr")
-    model = GridModel("ieee13", device=space.setting(space.neutral()))
-    objective = Objective("loss", v_min_pu=0.9, v_max_pu=1.1)
-    evaluate = Evaluator(model, space, objective)
+    model = GridModel("ieee13", device=space.setting(space.neutral()),
+                      limits=Limits(v_min_pu=0.9, v_max_pu=1.1))
+    objective = Objective("loss")
+    evaluate = Evaluator(local_solver(model), space, objective)
     neutral = evaluate(space.neutral())
     result = coordinate_search(evaluate)
     assert result.value <= neutral
     assert result.flows == evaluate.flows == len(result.history)
     assert [f for f, _ in result.history] == list(range(1, result.flows + 1))
     assert all(b2 <= b1 for (_, b1), (_, b2) in zip(result.history, result.history[1:], strict=False))
-    gwo = grey_wolf(Evaluator(model, space, objective), population=6, iterations=5, seed=1)
+    gwo = grey_wolf(Evaluator(local_solver(model), space, objective), population=6, iterations=5,
+                    seed=1)
     assert gwo.flows <= 6 * 6 and gwo.value <= neutral + 1e-9  # the neutral wolf is in the pack
 
 
 def test_fsvr_lowers_the_feeder_vuf_below_the_base_case():
     space = Space("fsvr")
-    model = GridModel("ieee13", device=space.setting(space.neutral()))
+    model = GridModel("ieee13", device=space.setting(space.neutral()),
+                      limits=Limits(v_min_pu=0.9, v_max_pu=1.1))
     base_vuf = model.solve().extreme("vuf_max")[1]
-    result = optimise(model, space, Objective("vuf", v_min_pu=0.9, v_max_pu=1.1))
+    result = optimise(local_solver(model), space, Objective("vuf"))
     assert result.value < base_vuf
     assert result.setting.kind == "fsvr" and result.setting.validate()
 
 
 def test_loadability_grows_with_a_regulating_device():
-    objective = Objective("loss", v_min_pu=0.95, v_max_pu=1.05)
-    without = loadability(GridModel("ieee13", regulators="off"), None, objective, lam_hi=3.0,
-                          tol=0.05)
+    without, flows = loadability(local_solver(GridModel("ieee13", regulators="off")), None,
+                                 lam_hi=3.0, tol=0.05)
+    assert flows >= 5  # bisection from [0, 3] to 0.05
     space = Space("svr")
-    with_svr = loadability(GridModel("ieee13", device=space.setting(space.neutral())), space,
-                           objective, lam_hi=3.0, tol=0.05)
+    with_svr, _ = loadability(local_solver(GridModel("ieee13", device=space.setting(space.neutral()))),
+                              space, lam_hi=3.0, tol=0.05)
     assert with_svr > without

@@ -22,10 +22,58 @@ import numpy as np
 
 from lemcosim.federates.fsvr_controller.correction import correct
 from lemcosim.federates.grid.devices import SVR_STEP, SVR_STEPS, DeviceSetting
-from lemcosim.federates.grid.model import GridModel, PowerFlow
+from lemcosim.federates.grid.model import GridModel, Limits, PowerFlow
 
 ObjectiveKind = Literal["loss", "vuf", "weighted"]
 PENALTY_PER_PU = 1000.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What an optimiser needs of one power flow (from a local model or a grid query answer)."""
+
+    converged: bool
+    losses_kw: float = float("inf")
+    vuf_pct: dict[str, float] = field(default_factory=dict)
+    band_violation_pu: float = float("inf")  # Σ |V| outside [v_min, v_max]
+    device_v_in: np.ndarray | None = None
+
+    @property
+    def vuf_max_pct(self) -> float:
+        return max(self.vuf_pct.values(), default=0.0)
+
+    @classmethod
+    def of_flow(cls, flow: PowerFlow, limits: Limits, v_in: np.ndarray | None = None) -> Summary:
+        if not flow.converged:
+            return cls(False)
+        return cls(True, flow.losses_kw, dict(zip(flow.vuf_buses, flow.vuf_pct.tolist(), strict=True)),
+                   flow.band_violation_pu(limits), v_in)
+
+    @classmethod
+    def of_answer(cls, answer: dict) -> Summary:
+        """From the grid federate's query answer (docs/grid.md)."""
+        if not answer.get("converged"):
+            return cls(False)
+        v_in = answer.get("device_v_in")
+        return cls(True, float(answer["losses_kw"]), dict(answer.get("vuf_pct") or {}),
+                   float(answer["band_violation_pu"]),
+                   None if v_in is None else np.asarray(v_in["re"]) + 1j * np.asarray(v_in["im"]))
+
+
+# (setting, load multiplier) → summary of the solved power flow
+Solver = Callable[[DeviceSetting | None, float], Summary]
+
+
+def local_solver(model: GridModel) -> Solver:
+    """Solve on an in-process grid model (the band is the model's limits)."""
+    def solve(setting: DeviceSetting | None, load_mult: float) -> Summary:
+        model.set_device(setting)
+        if model.load_mult != load_mult:
+            model.set_load_mult(load_mult)
+        flow = model.solve()
+        v_in = model.device_voltages()[0] if flow.converged and setting is not None else None
+        return Summary.of_flow(flow, model.limits, v_in)
+    return solve
 
 
 @dataclass(frozen=True)
@@ -34,25 +82,19 @@ class Objective:
     vuf_bus: str | None = None  # None: feeder maximum
     w_loss_per_kw: float = 1.0
     w_vuf_per_pct: float = 10.0
-    v_min_pu: float = 0.95
-    v_max_pu: float = 1.05
 
-    def value(self, flow: PowerFlow) -> float:
-        if not flow.converged:
+    def value(self, summary: Summary) -> float:
+        """Objective plus PENALTY_PER_PU per pu of voltage outside the band."""
+        if not summary.converged:
             return float("inf")
-        vuf = self.vuf_of(flow)
-        base = {"loss": flow.losses_kw, "vuf": vuf,
-                "weighted": self.w_loss_per_kw * flow.losses_kw + self.w_vuf_per_pct * vuf}[self.kind]
-        return base + PENALTY_PER_PU * self.violation_pu(flow)
+        vuf = self.vuf_of(summary)
+        base = {"loss": summary.losses_kw, "vuf": vuf,
+                "weighted": self.w_loss_per_kw * summary.losses_kw + self.w_vuf_per_pct * vuf
+                }[self.kind]
+        return base + PENALTY_PER_PU * summary.band_violation_pu
 
-    def vuf_of(self, flow: PowerFlow) -> float:
-        if self.vuf_bus is None:
-            return flow.extreme("vuf_max")[1]
-        return float(dict(zip(flow.vuf_buses, flow.vuf_pct, strict=True))[self.vuf_bus])
-
-    def violation_pu(self, flow: PowerFlow) -> float:
-        mag = flow.magnitude()
-        return float(np.maximum(self.v_min_pu - mag, 0).sum() + np.maximum(mag - self.v_max_pu, 0).sum())
+    def vuf_of(self, summary: Summary) -> float:
+        return summary.vuf_max_pct if self.vuf_bus is None else summary.vuf_pct[self.vuf_bus]
 
 
 @dataclass(frozen=True)
@@ -114,39 +156,40 @@ class Result:
     x: np.ndarray
     setting: DeviceSetting
     value: float
-    flow: PowerFlow
+    summary: Summary
     flows: int
     history: list[tuple[int, float]] = field(default_factory=list)  # (flows so far, best value)
 
 
 class Evaluator:
-    """Solves a device setting on a grid model; caches distinct settings and counts flows."""
+    """Solves device settings through a solver; caches distinct settings and counts flows."""
 
-    def __init__(self, model: GridModel, space: Space, objective: Objective) -> None:
-        self.model, self.space, self.objective = model, space, objective
+    def __init__(self, solver: Solver, space: Space, objective: Objective,
+                 load_mult: float = 1.0) -> None:
+        self.solver, self.space, self.objective, self.load_mult = solver, space, objective, load_mult
         self.flows = 0
-        self._cache: dict[bytes, tuple[float, PowerFlow]] = {}
-        self.best: tuple[float, np.ndarray, PowerFlow] | None = None
+        self._cache: dict[bytes, float] = {}
+        self.best: tuple[float, np.ndarray, Summary] | None = None
         self.history: list[tuple[int, float]] = []
 
     def __call__(self, x: np.ndarray) -> float:
         x = self.space.snap(np.array(x, float))
         key = np.round(x, 9).tobytes()
         if key not in self._cache:
-            self.model.set_device(self.space.setting(x))
-            flow = self.model.solve()
+            summary = self.solver(self.space.setting(x), self.load_mult)
             self.flows += 1
-            value = self.objective.value(flow)
-            self._cache[key] = (value, flow)
+            value = self.objective.value(summary)
+            self._cache[key] = value
             if self.best is None or value < self.best[0]:
-                self.best = (value, x.copy(), flow)
+                self.best = (value, x.copy(), summary)
             self.history.append((self.flows, self.best[0]))
-        return self._cache[key][0]
+        return self._cache[key]
 
     def result(self, method: str) -> Result:
         assert self.best is not None
-        value, x, flow = self.best
-        return Result(method, x, self.space.setting(x), value, flow, self.flows, list(self.history))
+        value, x, summary = self.best
+        return Result(method, x, self.space.setting(x), value, summary, self.flows,
+                      list(self.history))
 
 
 def grey_wolf(evaluate: Evaluator, population: int = 12, iterations: int = 30,
@@ -197,48 +240,45 @@ def coordinate_search(evaluate: Evaluator, start: np.ndarray | None = None,
     return evaluate.result("coordinate")
 
 
-def fsvr_start(model: GridModel, space: Space) -> np.ndarray:
-    """The voltage-correction scheme's A from the device's measured V_in at neutral setting."""
-    model.set_device(space.setting(space.neutral()))
-    model.solve()
-    v_in, _ = model.device_voltages()
-    a, _ = correct(v_in, vw1_over_vir=space.vw1_over_vir)
+def fsvr_start(solver: Solver, space: Space, load_mult: float = 1.0) -> np.ndarray:
+    """The voltage-correction scheme's A from the device's V_in at the neutral setting."""
+    summary = solver(space.setting(space.neutral()), load_mult)
+    if summary.device_v_in is None:
+        return space.neutral()
+    a, _ = correct(summary.device_v_in, vw1_over_vir=space.vw1_over_vir)
     return a.ravel()
 
 
-Optimiser = Callable[[Evaluator], Result]
-
-
-def optimise(model: GridModel, space: Space, objective: Objective, method: str = "coordinate",
-             **options) -> Result:
-    """Best setting of the model's device by `method` (coordinate or gwo)."""
-    evaluate = Evaluator(model, space, objective)
+def optimise(solver: Solver, space: Space, objective: Objective, method: str = "coordinate",
+             load_mult: float = 1.0, **options) -> Result:
+    """Best device setting by `method` (coordinate or gwo)."""
+    evaluate = Evaluator(solver, space, objective, load_mult)
     if method == "gwo":
-        result = grey_wolf(evaluate, **options)
-    else:
-        start = fsvr_start(model, space) if space.kind == "fsvr" else None
-        result = coordinate_search(evaluate, start, **options)
-    model.set_device(space.setting(result.x))
-    return result
+        return grey_wolf(evaluate, **options)
+    start = fsvr_start(solver, space, load_mult) if space.kind == "fsvr" else None
+    return coordinate_search(evaluate, start, **options)
 
 
-def loadability(model: GridModel, space: Space | None, objective: Objective,
-                lam_hi: float = 4.0, tol: float = 0.01, method: str = "coordinate") -> float:
-    """λ_max: the largest load multiplier with a setting inside the voltage band (bisection)."""
+def loadability(solver: Solver, space: Space | None, lam_hi: float = 4.0, tol: float = 0.01,
+                method: str = "coordinate") -> tuple[float, int]:
+    """(λ_max, power flows): the largest load multiplier for which a device setting keeps every
+    voltage inside the band, by bisection with the optimiser inside (`space` None: no device)."""
+    flows = 0
+
     def feasible(lam: float) -> bool:
-        model.set_load_mult(lam)
+        nonlocal flows
         if space is None:
-            flow = model.solve()
-            return flow.converged and objective.violation_pu(flow) == 0
-        feas = Objective("loss", v_min_pu=objective.v_min_pu, v_max_pu=objective.v_max_pu)
-        result = optimise(model, space, feas, method)
-        return result.flow.converged and feas.violation_pu(result.flow) == 0
+            flows += 1
+            summary = solver(None, lam)
+            return summary.converged and summary.band_violation_pu == 0
+        result = optimise(solver, space, Objective("loss"), method, load_mult=lam)
+        flows += result.flows
+        return result.summary.converged and result.summary.band_violation_pu == 0
 
     lo, hi = 0.0, lam_hi
     if feasible(hi):
-        return hi
+        return hi, flows
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if feasible(mid) else (lo, mid)
-    model.set_load_mult(1.0)
-    return lo
+    return lo, flows

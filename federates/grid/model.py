@@ -106,6 +106,14 @@ class PowerFlow:
                         "limit": limit})
         return out
 
+    def band_violation_pu(self, limits: Limits) -> float:
+        """Σ over bus phases of how far |V| lies outside [v_min, v_max], pu (inf if not solved)."""
+        if not self.converged:
+            return float("inf")
+        mag = self.magnitude()
+        return float(np.maximum(limits.v_min_pu - mag, 0).sum()
+                     + np.maximum(mag - limits.v_max_pu, 0).sum())
+
     def buses_json(self) -> dict[str, dict[str, dict[str, float]]]:
         out: dict[str, dict[str, dict[str, float]]] = {}
         for name, v in zip(self.node_names, self.v_pu, strict=True):

@@ -76,6 +76,9 @@ class GridService:
         self.model = model
         self.committed: dict[str, tuple[float, float]] = {}
         self.committed_flow: PowerFlow | None = None
+        # a query may try another device setting; the committed one is put back lazily, before
+        # the next window solve or control, so a run of queries does not rebuild twice each
+        self.committed_device = model.device
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> GridService:
@@ -92,6 +95,8 @@ class GridService:
         return cls(model)
 
     def solve_window(self, injections: dict[str, list[float]]) -> WindowReport:
+        if self.model.device is not self.committed_device:
+            self.model.set_device(self.committed_device)
         self.model.set_injections(injections)
         self.committed = dict(self.model.injections)
         self.committed_flow = self.model.solve()
@@ -108,7 +113,7 @@ class GridService:
         extra = request.get("injections") or {}
         if not isinstance(extra, dict):
             raise GridError("query `injections` must map BUS.PHASE to [p_kw, q_kvar]")
-        device_before = self.model.device
+        load_mult = self.model.load_mult
         try:
             combined = {k: list(v) for k, v in self.committed.items()}
             for key, pq in extra.items():
@@ -116,9 +121,17 @@ class GridService:
                 base[0] += float(pq[0])
                 base[1] += float(pq[1]) if len(pq) > 1 else 0.0
             self.model.set_injections(combined)
-            if request.get("device"):
-                self.model.set_device(setting_from_json(request["device"]))
+            device = (setting_from_json(request["device"]) if request.get("device")
+                      else self.committed_device)
+            if device is not self.model.device:
+                self.model.set_device(device)
+            if request.get("load_mult") is not None:
+                if float(request["load_mult"]) <= 0:
+                    raise GridError(f"load_mult {request['load_mult']} must be positive")
+                self.model.set_load_mult(float(request["load_mult"]))
             flow = self.model.solve()
+            v_in = (self.model.device_voltages()[0]
+                    if flow.converged and self.model.device is not None else None)
         except (DeviceError, GridError) as exc:
             return {"feasible": False, "converged": False, "reason": str(exc), "violations": [],
                     "losses_kw": None}
@@ -126,7 +139,9 @@ class GridService:
             return {"feasible": False, "converged": False, "reason": f"bad injection: {exc}",
                     "violations": [], "losses_kw": None}
         finally:
-            self._restore(device_before)
+            self.model.set_injections(self.committed)
+            if self.model.load_mult != load_mult:
+                self.model.set_load_mult(load_mult)
         violations = flow.violations(self.model.limits, self.committed_flow)
         return {
             "feasible": flow.converged and not violations,
@@ -138,19 +153,19 @@ class GridService:
             "extremes": {k: dict(zip(("where", "value"), flow.extreme(k), strict=True))
                          for k in ("v_min", "v_max", "vuf_max", "loading_max")} if flow.converged
             else {},
-        }
-
-    def _restore(self, device_before) -> None:
-        if self.model.device is not device_before:
-            self.model.set_device(device_before)
-        self.model.set_injections(self.committed)
+            "vuf_pct": dict(zip(flow.vuf_buses, np.round(flow.vuf_pct, 6).tolist(), strict=True)),
+            "band_violation_pu": (flow.band_violation_pu(self.model.limits) if flow.converged
+                                  else None),
+        } | ({} if v_in is None else {"device_v_in": {"re": v_in.real.tolist(),
+                                                       "im": v_in.imag.tolist()}})
 
     def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
             setting = setting_from_json(request.get("device") if isinstance(request, dict) else None)
-            if self.model.device is None:
+            if self.committed_device is None:
                 raise DeviceError("this feeder has no controllable device (scenario grid.device)")
             self.model.set_device(setting)
+            self.committed_device = setting
         except LemcosimError as exc:
             return {"accepted": False, "reason": f"{exc}; keeping the last valid setting"}
         return {"accepted": True, "reason": "", "device": setting.to_json()}
