@@ -79,7 +79,8 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
     if ctl is not None and ctl.enabled:
         plan = _typed_plan("fsvr_controller", "fsvr_controller", ctl.external,
                            ctl.model_dump(mode="json", exclude={"enabled", "external"}))
-        plan.subscriptions = [{"key": f"{ctl.grid}/device_v_in", "type": "string"}]
+        if ctl.mode == "correction":
+            plan.subscriptions = [{"key": f"{ctl.grid}/device_v_in", "type": "string"}]
         plans.append(plan)
     for name, custom in scenario.custom.items():
         if not custom.enabled:

@@ -7,12 +7,47 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 
+class StudyObjective(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["loss", "vuf", "weighted"] = "loss"
+    vuf_bus: str | None = Field(None, description="VUF at this bus; default the feeder maximum")
+    w_loss_per_kw: PositiveFloat = 1.0
+    w_vuf_per_pct: PositiveFloat = 10.0
+
+
+class GwoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    population: int = Field(12, ge=3)
+    iterations: int = Field(30, ge=1)
+    seed: int = 0
+
+
+class StudyConfig(BaseModel):
+    """Thesis 4.7: optimal settings, loss saving, VUF reduction, loadability per device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    devices: list[Literal["svr", "fsvr", "upfc"]] = Field(
+        default_factory=lambda: ["svr", "fsvr", "upfc"], min_length=1)
+    methods: list[Literal["coordinate", "gwo"]] = Field(
+        default_factory=lambda: ["coordinate", "gwo"], min_length=1)
+    objective: StudyObjective = Field(default_factory=StudyObjective)
+    gwo: GwoOptions = Field(default_factory=GwoOptions)
+    loadability: bool = True
+    lambda_max_search: PositiveFloat = Field(3.0, description="upper end of the λ bisection")
+    lambda_tol: PositiveFloat = 0.02
+
+
 class FsvrControllerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["correction"] = Field(
-        "correction", description="voltage-correction scheme: per window, the discrete A that "
-        "brings the measured V_in closest to a balanced nominal set")
+    mode: Literal["correction", "study"] = Field(
+        "correction", description="correction: per window, the discrete A that brings the "
+        "measured V_in closest to a balanced nominal set; study: the chapter-4 study in window 0 "
+        "through the grid's power-flow queries")
+    study: StudyConfig = Field(default_factory=StudyConfig)
     grid: str = Field("grid", description="the grid federate whose FSVR it drives")
     v_nom_pu: PositiveFloat = 1.0
     vw1_over_vir: PositiveFloat = 0.025

@@ -1,13 +1,17 @@
-"""FSVR controller federate: reads the device's input phasors, commands a new setting.
+"""FSVR controller federate: voltage correction each window, or the chapter-4 study.
 
-At T_w + 2δ it reads `{grid}/device_v_in` (solved at T_w + δ), picks A by the voltage-correction
-scheme and sends it to `{grid}/control`; the grid applies it from its next solve. Answers of the
-grid (accepted or why not) are read and logged one window later.
+Correction mode: at T_w + 2δ it reads `{grid}/device_v_in` (solved at T_w + δ), picks A by the
+voltage-correction scheme and sends it to `{grid}/control`; the grid applies it from its next
+solve. Answers of the grid (accepted or why not) are read and logged one window later.
+Study mode: in window 0 it runs the optimisers and loadability searches, one power-flow query
+round trip to the grid per evaluated setting (one sub-step each), and logs the results.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+from functools import partial
 
 import numpy as np
 
@@ -15,7 +19,11 @@ from lemcosim.federates.common.app import FederateContext, FederateModel, Federa
 from lemcosim.federates.common.clock import MARKET_SUBSTEP
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.fsvr_controller.correction import correct
+from lemcosim.federates.fsvr_controller.optimise import Objective, Solver, Space, Summary
+from lemcosim.federates.fsvr_controller.study import run_study
+from lemcosim.federates.grid.devices import DeviceSetting
 from lemcosim.federates.grid.vuf import vuf_pct
+from lemcosim.runner.errors import LemcosimError
 
 
 class FsvrControllerFederate(FederateModel):
@@ -26,6 +34,10 @@ class FsvrControllerFederate(FederateModel):
         self.config = FsvrControllerConfig.model_validate(settings.params)
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
+        if self.config.mode == "study":
+            if window == 0:
+                self._study(ctx)
+            return
         t, k = ctx.time_s, self.substep
         for _, text, _ in ctx.receive(f"{self.name}/ctl"):
             answer = json.loads(text)
@@ -45,3 +57,50 @@ class FsvrControllerFederate(FederateModel):
                                         for p in "abc" for q in range(3)}, "alpha", "pu", k)
         ctx.log.record(t, window, "device", "vuf_in_pct", float(vuf_pct(v_in)), "%", k)
         ctx.log.record(t, window, "device", "vuf_out_expected_pct", float(vuf_pct(v_out)), "%", k)
+
+    # --- chapter-4 study through the grid's queries ---------------------------------------
+    def _query_solver(self, ctx: FederateContext) -> Solver:
+        ids = itertools.count()
+
+        def solve(setting: DeviceSetting | None, load_mult: float) -> Summary:
+            request_id = f"s{next(ids)}"
+            request: dict = {"id": request_id, "injections": {}, "load_mult": load_mult}
+            if setting is not None:
+                request["device"] = setting.to_json()
+            ctx.send(f"{self.name}/ctl", f"{self.config.grid}/query", request)
+            ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
+            for _, text, _ in ctx.receive(f"{self.name}/ctl"):
+                answer = json.loads(text)
+                if answer.get("id") == request_id:
+                    return Summary.of_answer(answer)
+            raise LemcosimError(f"{self.name}: grid {self.config.grid!r} did not answer query "
+                                f"{request_id} within one sub-step")
+        return solve
+
+    def _study(self, ctx: FederateContext) -> None:
+        study = self.config.study
+        objective = Objective(**study.objective.model_dump())
+        rows = run_study(self._query_solver(ctx), study.devices, study.methods, objective,
+                         Space("fsvr", vw1_over_vir=self.config.vw1_over_vir),
+                         study.gwo.model_dump(), study.loadability, study.lambda_max_search,
+                         study.lambda_tol)
+        for row in rows:
+            record = partial(ctx.log.record, ctx.time_s, 0)
+            if isinstance(row, tuple):
+                _, base, base_lambda = row
+                record("base", "losses_kw", base.losses_kw, "kW")
+                record("base", "vuf_max_pct", base.vuf_max_pct, "%")
+                if base_lambda is not None:
+                    record("base", "lambda_max", base_lambda, "")
+                continue
+            entity = f"{row.device}:{row.method}"
+            for quantity, unit in (("losses_kw", "kW"), ("loss_saving_pct", "%"),
+                                   ("vuf_max_pct", "%"), ("vuf_reduction_pct", "%"),
+                                   ("objective", ""), ("flows", "count")):
+                record(entity, quantity, float(getattr(row, quantity)), unit)
+            if row.lambda_max is not None:
+                record(entity, "lambda_max", row.lambda_max, "")
+                record(entity, "lambda_flows", float(row.lambda_flows), "count")
+            record(entity, "setting", json.dumps(row.setting), "")
+            record(entity, "history", json.dumps(row.history), "")
+            ctx.log.flush()
