@@ -14,7 +14,7 @@ from lemcosim.networks.loader import NetworkError
 from lemcosim.networks.model import Network
 
 NODE = {"a": 1, "b": 2, "c": 3}
-LOAD_MODEL = {"pq": 1, "z": 2, "i": 5}
+LOAD_MODEL = {"pq": 1, "z": 2, "i": 5, "linear_p_quadratic_q": 4}
 RegulatorMode = Literal["published", "off", "control"]
 
 

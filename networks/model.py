@@ -168,7 +168,7 @@ class Load(Row):
     bus: str
     phases: str = "abc"
     conn: Literal["wye", "delta"] = "wye"
-    model: Literal["pq", "z", "i"] = "pq"
+    model: Literal["pq", "z", "i", "linear_p_quadratic_q"] = "pq"
     kw: float
     kvar: float = 0.0
 
