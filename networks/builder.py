@@ -91,7 +91,11 @@ def branch_commands(net: Network, regulators: RegulatorMode = "published") -> li
     for line in net.lines:
         text = (f"new line.{line.name} phases={len(line.phases)} bus1={nodes(line.bus1, line.phases)} "
                 f"bus2={nodes(line.bus2, line.phases)}")
-        if line.switch and line.linecode is None:
+        if line.r1_ohm is not None:
+            # balanced branch data: positive = zero sequence, whole-line ohms (length 1, no units)
+            text += (f" r1={line.r1_ohm} x1={line.x1_ohm} r0={line.r1_ohm} x0={line.x1_ohm} "
+                     "c1=0 c0=0 length=1 units=none")
+        elif line.switch and line.linecode is None:
             text += " switch=y r1=1e-4 r0=1e-4 x1=0 x0=0 c1=0 c0=0"
         else:
             units = line.units or net.linecodes[line.linecode].units

@@ -96,6 +96,9 @@ class Line(Row):
     switch: bool = False
     open: bool = False
     normamps: PositiveFloat | None = None
+    # or the whole line's sequence impedance in ohms (balanced feeders published as branch data)
+    r1_ohm: float | None = Field(None, ge=0)
+    x1_ohm: float | None = None
 
     _names = field_validator("name", "bus1", "bus2", "linecode", mode="before")(
         lambda v: None if v is None else _lower(v))
@@ -103,8 +106,12 @@ class Line(Row):
 
     @model_validator(mode="after")
     def _complete(self) -> Line:
-        if not self.switch and (self.linecode is None or self.length is None):
-            raise ValueError("a line needs linecode and length (or switch: true)")
+        direct = self.r1_ohm is not None and self.x1_ohm is not None
+        coded = self.linecode is not None and self.length is not None
+        if not self.switch and not (direct or coded):
+            raise ValueError("a line needs linecode and length, or r1_ohm and x1_ohm (or switch: true)")
+        if direct and coded:
+            raise ValueError("give linecode and length, or r1_ohm and x1_ohm, not both")
         return self
 
 
