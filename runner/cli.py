@@ -69,6 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         name = load_scenario(args.scenario, args.overrides)[0].name
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         args.out = str(Path("runs") / f"{name}-{stamp}")
+    logs = Path(args.out) / "logs"
+    if logs.is_dir() and any(logs.glob("*.csv")):
+        raise LemcosimError(f"{args.out} already holds a run (logs/*.csv); logs are appended, so "
+                            "give another --out or remove that folder")
     scenario, comp = _compose(args, Path(args.out))
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated runner still ends its federation
     outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)

@@ -133,3 +133,12 @@ def test_run_killed_mid_way_leaves_logs_readable_up_to_the_last_window(tmp_path,
     windows = recorded_windows(run_dir)
     assert 5 <= len(windows) < 60
     assert windows == list(range(len(windows)))  # complete and in order up to the kill
+
+
+def test_a_run_folder_is_never_reused(tmp_path):
+    out = tmp_path / "used"
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "grid.csv").write_text("time_s\n")
+    proc = lemcosim("run", str(counter_scenario(tmp_path, 2)), "--out", str(out), "--no-progress")
+    assert proc.returncode == 2
+    assert "already holds a run" in proc.stderr and "Traceback" not in proc.stderr
