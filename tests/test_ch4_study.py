@@ -1,0 +1,34 @@
+"""Chapter-4 study in a real federation: the controller optimises through the grid's queries."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import assert_no_process_left, lemcosim
+
+from lemcosim.analysis import load_run
+from lemcosim.analysis.fsvr import study_table
+
+pytestmark = pytest.mark.federation
+
+
+def test_ch4_study_runs_with_one_command(run_dir):
+    proc = lemcosim("run", "ch4_ieee13_vuf", "--out", str(run_dir), "--no-progress", "--analyze",
+                    "--set", "fsvr_controller.study.gwo.iterations=3",
+                    "--set", "fsvr_controller.study.gwo.population=5",
+                    "--set", "fsvr_controller.study.lambda_tol=0.25", timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_process_left(run_dir)
+    table = study_table(load_run(run_dir)).set_index("device:method")
+    assert list(table.index) == ["base", "svr:coordinate", "svr:gwo", "fsvr:coordinate",
+                                 "fsvr:gwo", "upfc:coordinate", "upfc:gwo"]
+    base_vuf = float(table.loc["base", "vuf_max_pct"])
+    assert base_vuf == pytest.approx(2.44, abs=0.05)  # IEEE 13 with a neutral device: 675 at 2.44 %
+    for entity in ("svr:coordinate", "fsvr:coordinate", "upfc:coordinate"):
+        # the coordinate search ends inside the band (no penalty) and beats the neutral device
+        assert float(table.loc[entity, "objective"]) == pytest.approx(
+            float(table.loc[entity, "vuf_max_pct"]))
+        assert float(table.loc[entity, "vuf_max_pct"]) < base_vuf
+    # GWO: the pack of 5 over 3 iterations (+ the initial pack) = at most 20 distinct flows
+    assert (table.filter(like=":gwo", axis=0)["flows"].astype(float) <= 20).all()
+    assert float(table.loc["svr:coordinate", "lambda_max"]) > float(table.loc["base", "lambda_max"])
+    assert (run_dir / "analysis" / "ch4_convergence.png").exists()
