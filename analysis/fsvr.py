@@ -22,8 +22,9 @@ def study_table(df: pd.DataFrame) -> pd.DataFrame:
     table = rows.pivot_table(index="entity", columns="quantity", values="cell",
                              aggfunc="last").reset_index()
     table.columns.name = None
-    order = {"base": 0, "svr": 1, "fsvr": 2, "upfc": 3}
-    table["_o"] = table["entity"].map(lambda e: (order.get(e.split(":")[0], 9), e))
+    order = {"base": 0, "svr": 1, "fsvr": 2, "upfc": 3, "sensitivity": 0, "coordinate": 1, "gwo": 2}
+    table["_o"] = table["entity"].map(
+        lambda e: tuple(order.get(part, 9) for part in (e.split(":") + [""])[:2]))
     table = table.sort_values("_o").drop(columns="_o").rename(columns={"entity": "device:method"})
     return table[["device:method"] + [c for c in _COLUMNS if c in table.columns]]
 

@@ -19,16 +19,16 @@ def test_ch4_study_runs_with_one_command(run_dir):
     assert proc.returncode == 0, proc.stderr
     assert_no_process_left(run_dir)
     table = study_table(load_run(run_dir)).set_index("device:method")
-    assert list(table.index) == ["base", "svr:coordinate", "svr:gwo", "fsvr:coordinate",
-                                 "fsvr:gwo", "upfc:coordinate", "upfc:gwo"]
+    assert list(table.index) == ["base", "svr:sensitivity", "svr:gwo", "fsvr:sensitivity",
+                                 "fsvr:gwo", "upfc:sensitivity", "upfc:gwo"]
     base_vuf = float(table.loc["base", "vuf_max_pct"])
     assert base_vuf == pytest.approx(2.44, abs=0.05)  # IEEE 13 with a neutral device: 675 at 2.44 %
-    for entity in ("svr:coordinate", "fsvr:coordinate", "upfc:coordinate"):
-        # the coordinate search ends inside the band (no penalty) and beats the neutral device
+    for entity in ("svr:sensitivity", "fsvr:sensitivity", "upfc:sensitivity"):
+        # the stronger search ends inside the band (no penalty) and beats the neutral device
         assert float(table.loc[entity, "objective"]) == pytest.approx(
             float(table.loc[entity, "vuf_max_pct"]))
         assert float(table.loc[entity, "vuf_max_pct"]) < base_vuf
     # GWO: the pack of 5 over 3 iterations (+ the initial pack) = at most 20 distinct flows
     assert (table.filter(like=":gwo", axis=0)["flows"].astype(float) <= 20).all()
-    assert float(table.loc["svr:coordinate", "lambda_max"]) > float(table.loc["base", "lambda_max"])
+    assert float(table.loc["svr:sensitivity", "lambda_max"]) > float(table.loc["base", "lambda_max"])
     assert (run_dir / "analysis" / "ch4_convergence.png").exists()

@@ -88,3 +88,16 @@ def test_loadability_grows_with_a_regulating_device():
     with_svr, _ = loadability(local_solver(GridModel("ieee13", device=space.setting(space.neutral()))),
                               space, lam_hi=3.0, tol=0.05)
     assert with_svr > without
+
+
+def test_sensitivity_search_beats_coordinate_search_with_fewer_power_flows():
+    # IEEE 13, SVR minimising the feeder's maximum VUF inside 0.95–1.05 pu (measured: coordinate
+    # 1.514 % after 224 flows, sensitivity 1.361 % after 107)
+    results = {}
+    for method in ("coordinate", "sensitivity"):
+        space = Space("svr")
+        model = GridModel("ieee13", device=space.setting(space.neutral()))
+        results[method] = optimise(local_solver(model), space, Objective("vuf"), method)
+    assert results["sensitivity"].value <= results["coordinate"].value
+    assert results["sensitivity"].flows < results["coordinate"].flows
+    assert results["sensitivity"].summary.band_violation_pu == 0

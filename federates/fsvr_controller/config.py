@@ -31,8 +31,9 @@ class StudyConfig(BaseModel):
 
     devices: list[Literal["svr", "fsvr", "upfc"]] = Field(
         default_factory=lambda: ["svr", "fsvr", "upfc"], min_length=1)
-    methods: list[Literal["coordinate", "gwo"]] = Field(
-        default_factory=lambda: ["coordinate", "gwo"], min_length=1)
+    methods: list[Literal["sensitivity", "coordinate", "gwo"]] = Field(
+        default_factory=lambda: ["sensitivity", "gwo"], min_length=1,
+        description="the first also runs the loadability search")
     objective: StudyObjective = Field(default_factory=StudyObjective)
     gwo: GwoOptions = Field(default_factory=GwoOptions)
     loadability: bool = True

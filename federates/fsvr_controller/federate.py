@@ -64,7 +64,8 @@ class FsvrControllerFederate(FederateModel):
 
         def solve(setting: DeviceSetting | None, load_mult: float) -> Summary:
             request_id = f"s{next(ids)}"
-            request: dict = {"id": request_id, "injections": {}, "load_mult": load_mult}
+            request: dict = {"id": request_id, "injections": {}, "load_mult": load_mult,
+                             "detail": True}
             if setting is not None:
                 request["device"] = setting.to_json()
             ctx.send(f"{self.name}/ctl", f"{self.config.grid}/query", request)

@@ -4,12 +4,15 @@ Decision variables: SVR 3 taps; FSVR 9 coefficients (discrete levels or continuo
 3 magnitudes and 3 angles. Objective: total loss (kW), VUF (feeder maximum or at a named bus, %)
 or a weighted sum; V_min ≤ |V| ≤ V_max as a penalty (1000 per pu beyond the band).
 
-Two methods, both counting their power flows:
+Three methods, all counting their power flows (every distinct setting is solved once, cached):
 - Grey Wolf Optimisation (Mirjalili, Mirjalili & Lewis 2014), the thesis' method;
 - coordinate search: every coordinate in turn tries all of its levels (continuous ones a grid
-  that is refined around the best), repeated until a sweep improves nothing; for the FSVR it
-  starts from the voltage-correction scheme's setting, so the first sweep already sits near a
-  balanced output. Every distinct setting is solved once (a cache), so the count is honest.
+  that is refined around the best), repeated until a sweep improves nothing;
+- sensitivity search (our stronger method for the discrete SVR/FSVR): linearise phasors and
+  losses around the incumbent with n + 1 power flows, choose each FSVR row exactly among its
+  9³ level combinations on the linear model inside a trust region, verify with one power flow,
+  repeat; then a short coordinate polish. The UPFC (continuous) uses the coordinate search.
+For the FSVR the searches start from the voltage-correction scheme's setting.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 from lemcosim.federates.fsvr_controller.correction import correct
 from lemcosim.federates.grid.devices import SVR_STEP, SVR_STEPS, DeviceSetting
 from lemcosim.federates.grid.model import GridModel, Limits, PowerFlow
+from lemcosim.federates.grid.vuf import vuf_pct
 
 ObjectiveKind = Literal["loss", "vuf", "weighted"]
 PENALTY_PER_PU = 1000.0
@@ -37,6 +41,10 @@ class Summary:
     vuf_pct: dict[str, float] = field(default_factory=dict)
     band_violation_pu: float = float("inf")  # Σ |V| outside [v_min, v_max]
     device_v_in: np.ndarray | None = None
+    # with detail: every bus·phase phasor (pu) and the band, for the sensitivity method
+    node_names: tuple[str, ...] = ()
+    phasors: np.ndarray | None = None
+    band_pu: tuple[float, float] = (0.95, 1.05)
 
     @property
     def vuf_max_pct(self) -> float:
@@ -47,7 +55,8 @@ class Summary:
         if not flow.converged:
             return cls(False)
         return cls(True, flow.losses_kw, dict(zip(flow.vuf_buses, flow.vuf_pct.tolist(), strict=True)),
-                   flow.band_violation_pu(limits), v_in)
+                   flow.band_violation_pu(limits), v_in, tuple(flow.node_names), flow.v_pu.copy(),
+                   (limits.v_min_pu, limits.v_max_pu))
 
     @classmethod
     def of_answer(cls, answer: dict) -> Summary:
@@ -55,9 +64,13 @@ class Summary:
         if not answer.get("converged"):
             return cls(False)
         v_in = answer.get("device_v_in")
+        detail = answer.get("phasors") or {}
         return cls(True, float(answer["losses_kw"]), dict(answer.get("vuf_pct") or {}),
                    float(answer["band_violation_pu"]),
-                   None if v_in is None else np.asarray(v_in["re"]) + 1j * np.asarray(v_in["im"]))
+                   None if v_in is None else np.asarray(v_in["re"]) + 1j * np.asarray(v_in["im"]),
+                   tuple(detail.get("names", ())),
+                   np.asarray(detail["re"]) + 1j * np.asarray(detail["im"]) if detail else None,
+                   tuple(answer.get("band_pu", (0.95, 1.05))))
 
 
 # (setting, load multiplier) → summary of the solved power flow
@@ -169,6 +182,7 @@ class Evaluator:
         self.solver, self.space, self.objective, self.load_mult = solver, space, objective, load_mult
         self.flows = 0
         self._cache: dict[bytes, float] = {}
+        self._summaries: dict[bytes, Summary] = {}
         self.best: tuple[float, np.ndarray, Summary] | None = None
         self.history: list[tuple[int, float]] = []
 
@@ -180,10 +194,15 @@ class Evaluator:
             self.flows += 1
             value = self.objective.value(summary)
             self._cache[key] = value
+            self._summaries[key] = summary
             if self.best is None or value < self.best[0]:
                 self.best = (value, x.copy(), summary)
             self.history.append((self.flows, self.best[0]))
         return self._cache[key]
+
+    def summary_of(self, x: np.ndarray) -> Summary | None:
+        """The power flow already solved for setting x (None if it was not)."""
+        return self._summaries.get(np.round(self.space.snap(np.array(x, float)), 9).tobytes())
 
     def result(self, method: str) -> Result:
         assert self.best is not None
@@ -240,6 +259,109 @@ def coordinate_search(evaluate: Evaluator, start: np.ndarray | None = None,
     return evaluate.result("coordinate")
 
 
+class _LinearModel:
+    """Bus·phase phasors and losses as linear functions of the device variables, around x0."""
+
+    def __init__(self, objective: Objective, base: Summary, jac: np.ndarray, grad: np.ndarray,
+                 x0: np.ndarray) -> None:
+        self.objective, self.base, self.jac, self.grad, self.x0 = objective, base, jac, grad, x0
+        by_bus: dict[str, dict[str, int]] = {}
+        for i, name in enumerate(base.node_names):
+            bus, _, phase = name.rpartition(".")
+            by_bus.setdefault(bus, {})[phase] = i
+        self.buses = [b for b, ph in by_bus.items() if len(ph) == 3]
+        self.groups = np.array([[by_bus[b][p] for p in "abc"] for b in self.buses], dtype=int)
+
+    def values(self, xs: np.ndarray) -> np.ndarray:
+        """Predicted objective (with the band penalty) of candidate settings xs (k, n)."""
+        dx = xs - self.x0
+        v = self.base.phasors[None, :] + dx @ self.jac.T  # (k, nodes)
+        loss = self.base.losses_kw + dx @ self.grad
+        mag = np.abs(v)
+        lo, hi = self.base.band_pu
+        band = np.maximum(lo - mag, 0).sum(axis=1) + np.maximum(mag - hi, 0).sum(axis=1)
+        vuf = vuf_pct(v[:, self.groups]) if len(self.groups) else np.zeros((len(xs), 0))
+        o = self.objective
+        if o.vuf_bus is not None:
+            vuf_obj = vuf[:, self.buses.index(o.vuf_bus)]
+        else:
+            vuf_obj = vuf.max(axis=1) if vuf.shape[1] else np.zeros(len(xs))
+        base = {"loss": loss, "vuf": vuf_obj,
+                "weighted": o.w_loss_per_kw * loss + o.w_vuf_per_pct * vuf_obj}[o.kind]
+        return base + PENALTY_PER_PU * band
+
+
+def sensitivity_search(evaluate: Evaluator, start: np.ndarray | None = None,
+                       iterations: int = 8, polish_sweeps: int = 2) -> Result:
+    """Linearise the feeder around the incumbent (n + 1 power flows), then choose each group of
+    variables — an FSVR row (up to 9³ level combinations), an SVR tap — exactly on the linear
+    model within a trust region of `radius` levels, sweeping the groups until none changes;
+    verify with one real power flow; accept and relinearise, or halve the radius. Ends with a
+    short coordinate-search polish. Discrete spaces only (the UPFC uses the coordinate search)."""
+    space = evaluate.space
+    if space.levels(0) is None:
+        return coordinate_search(evaluate, start)
+    x = space.snap(space.neutral() if start is None else np.array(start, float))
+    best = evaluate(x)
+    groups = [list(range(3 * p, 3 * p + 3)) for p in range(3)] if space.kind == "fsvr" else [
+        [i] for i in range(space.size)]
+    radius = 4.0
+    model = None
+    for _ in range(iterations):
+        if model is None:
+            model = _linearise(evaluate, x)
+            if model is None:
+                break
+        candidate = x.copy()
+        for _sweep in range(4):
+            changed = False
+            for group in groups:
+                axes = []
+                for i in group:
+                    lv = space.levels(i)
+                    step = lv[1] - lv[0]
+                    axes.append(lv[np.abs(lv - x[i]) <= radius * step + 1e-12])
+                combos = np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(group), -1).T
+                xs = np.repeat(candidate[None, :], len(combos), axis=0)
+                xs[:, group] = combos
+                choice = xs[int(np.argmin(model.values(xs)))]
+                if not np.allclose(choice, candidate):
+                    candidate, changed = choice, True
+            if not changed:
+                break
+        value = evaluate(candidate)
+        if value < best - 1e-9:
+            best, x, model = value, candidate, None  # relinearise at the better point
+        elif radius > 1:
+            radius /= 2  # the linear model overreached: a smaller step
+        else:
+            break
+    return coordinate_search(evaluate, x, max_sweeps=polish_sweeps) if polish_sweeps else \
+        evaluate.result("sensitivity")
+
+
+def _linearise(evaluate: Evaluator, x: np.ndarray) -> _LinearModel | None:
+    """Finite differences of phasors and losses, one level per variable (n power flows)."""
+    space = evaluate.space
+    base = evaluate.summary_of(x)
+    if base is None or base.phasors is None or not base.converged:
+        return None
+    jac = np.zeros((len(base.phasors), space.size), complex)
+    grad = np.zeros(space.size)
+    for i in range(space.size):
+        levels = space.levels(i)
+        step = levels[1] - levels[0]
+        trial = x.copy()
+        trial[i] += step if x[i] + step <= levels[-1] + 1e-12 else -step
+        evaluate(trial)
+        other = evaluate.summary_of(trial)
+        if other is None or other.phasors is None or not other.converged:
+            return None
+        jac[:, i] = (other.phasors - base.phasors) / (trial[i] - x[i])
+        grad[i] = (other.losses_kw - base.losses_kw) / (trial[i] - x[i])
+    return _LinearModel(evaluate.objective, base, jac, grad, x)
+
+
 def fsvr_start(solver: Solver, space: Space, load_mult: float = 1.0) -> np.ndarray:
     """The voltage-correction scheme's A from the device's V_in at the neutral setting."""
     summary = solver(space.setting(space.neutral()), load_mult)
@@ -256,6 +378,8 @@ def optimise(solver: Solver, space: Space, objective: Objective, method: str = "
     if method == "gwo":
         return grey_wolf(evaluate, **options)
     start = fsvr_start(solver, space, load_mult) if space.kind == "fsvr" else None
+    if method == "sensitivity":
+        return sensitivity_search(evaluate, start, **options)
     return coordinate_search(evaluate, start, **options)
 
 

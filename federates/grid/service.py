@@ -157,7 +157,11 @@ class GridService:
             "band_violation_pu": (flow.band_violation_pu(self.model.limits) if flow.converged
                                   else None),
         } | ({} if v_in is None else {"device_v_in": {"re": v_in.real.tolist(),
-                                                       "im": v_in.imag.tolist()}})
+                                                       "im": v_in.imag.tolist()}}) | (
+            {"phasors": {"names": flow.node_names, "re": flow.v_pu.real.tolist(),
+                         "im": flow.v_pu.imag.tolist()},
+             "band_pu": [self.model.limits.v_min_pu, self.model.limits.v_max_pu]}
+            if request.get("detail") and flow.converged else {})
 
     def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
