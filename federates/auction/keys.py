@@ -1,0 +1,125 @@
+"""Paillier key sets per billing cycle, the window→key schedule, and precomputed obfuscators.
+
+Keys come from `phe` (g = 𝒩 + 1). Encryption here is the raw Paillier map with an obfuscator
+r^𝒩 mod 𝒩² precomputed ahead of the window (gmpy2), so the online cost of a ciphertext is one
+modular multiplication: Enc(m) = (1 + m·𝒩)·r^𝒩 mod 𝒩². Negative integers are encoded mod 𝒩 and
+decoded from the upper half of [0, 𝒩).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+import gmpy2
+import numpy as np
+from phe import paillier
+
+from lemcosim.runner.errors import LemcosimError
+
+DEFAULT_KEY_BITS = 2048
+
+
+class KeyError_(LemcosimError):  # noqa: N801 - "KeyError" would shadow the builtin
+    """A key request the key generator refuses (too short without the test flag, unknown set)."""
+
+
+class CiphertextError(LemcosimError):
+    """A ciphertext that is malformed or was made under another key."""
+
+
+def fingerprint(public_key: paillier.PaillierPublicKey) -> str:
+    return hashlib.sha256(str(public_key.n).encode()).hexdigest()[:16]
+
+
+@dataclass
+class KeyPair:
+    public: paillier.PaillierPublicKey
+    private: paillier.PaillierPrivateKey
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public)
+
+
+def generate_key_set(n_keys: int, key_bits: int = DEFAULT_KEY_BITS,
+                     allow_short_keys: bool = False) -> list[KeyPair]:
+    """K_gen for one billing cycle: `n_keys` independent Paillier key pairs."""
+    if key_bits < DEFAULT_KEY_BITS and not allow_short_keys:
+        raise KeyError_(f"{key_bits}-bit keys are below the {DEFAULT_KEY_BITS}-bit default; only "
+                        "tests may ask for them (allow_short_keys=True)")
+    return [KeyPair(*paillier.generate_paillier_keypair(n_length=key_bits)) for _ in range(n_keys)]
+
+
+def key_schedule(windows: int, n_keys: int, seed: int) -> list[int]:
+    """Window → key index, known to PTs and KG only. Every key serves at least two windows, so
+    the zero-sum masks of a key's windows never reduce to a single (revealing) window."""
+    if n_keys < 1 or windows < 2 * n_keys:
+        raise KeyError_(f"{windows} windows cannot give each of {n_keys} keys two windows")
+    schedule = np.concatenate([np.arange(n_keys), np.arange(n_keys),
+                               np.random.default_rng(seed).integers(0, n_keys, windows - 2 * n_keys)])
+    np.random.default_rng(seed + 1).shuffle(schedule)
+    return schedule.tolist()
+
+
+@dataclass
+class Encryptor:
+    """Raw Paillier encryption under one public key with precomputed obfuscators."""
+
+    public: paillier.PaillierPublicKey
+    _pool: list = field(default_factory=list)
+
+    @property
+    def n(self) -> gmpy2.mpz:
+        return gmpy2.mpz(self.public.n)
+
+    @property
+    def nsquare(self) -> gmpy2.mpz:
+        return gmpy2.mpz(self.public.nsquare)
+
+    def precompute(self, count: int) -> None:
+        """r^𝒩 mod 𝒩² for `count` fresh random r (the offline part of encryption)."""
+        n, n2 = self.n, self.nsquare
+        for _ in range(count):
+            r = gmpy2.mpz(secrets.randbelow(int(n) - 1) + 1)
+            self._pool.append(gmpy2.powmod(r, n, n2))
+
+    def encrypt(self, m: int) -> int:
+        if not self._pool:
+            self.precompute(1)
+        n, n2 = self.n, self.nsquare
+        return int(((1 + (gmpy2.mpz(m) % n) * n) * self._pool.pop()) % n2)
+
+
+def add(public: paillier.PaillierPublicKey, *ciphertexts: int) -> int:
+    """Enc(Σ m) from Enc(m_i): the product mod 𝒩²."""
+    n2 = gmpy2.mpz(public.nsquare)
+    total = gmpy2.mpz(1)
+    for c in ciphertexts:
+        total = total * c % n2
+    return int(total)
+
+
+def scale(public: paillier.PaillierPublicKey, ciphertext: int, k: int) -> int:
+    """Enc(k·m) from Enc(m) and a plaintext integer k ≥ 0."""
+    return int(gmpy2.powmod(gmpy2.mpz(ciphertext), gmpy2.mpz(k), gmpy2.mpz(public.nsquare)))
+
+
+def check(public: paillier.PaillierPublicKey, ciphertext: object, key_id: str, who: str) -> int:
+    """A well-formed ciphertext under `public`, or a named CiphertextError."""
+    if key_id != fingerprint(public):
+        raise CiphertextError(f"{who}: ciphertext under key {key_id}, expected "
+                              f"{fingerprint(public)} for this window")
+    if not isinstance(ciphertext, int) or isinstance(ciphertext, bool):
+        raise CiphertextError(f"{who}: ciphertext is not an integer")
+    n2 = public.nsquare
+    if not 0 < ciphertext < n2 or gmpy2.gcd(ciphertext, public.n) != 1:
+        raise CiphertextError(f"{who}: malformed ciphertext (not a unit modulo 𝒩²)")
+    return ciphertext
+
+
+def decrypt_signed(pair: KeyPair, ciphertext: int) -> int:
+    """Decrypt to a signed integer (values ≥ 𝒩/2 are negative)."""
+    m = pair.private.raw_decrypt(ciphertext)
+    return m - pair.public.n if m > pair.public.n // 2 else m
