@@ -43,7 +43,8 @@ def transactions(df: pd.DataFrame) -> pd.DataFrame:
     table["approved"] = table["approved"].astype(float).astype(bool)
     table["order"] = table["entity"].str.extract(r"t(\d+)$")[0].astype(int)
     table = table.sort_values(["window", "order"]).drop(columns="order")
-    keep = ["window", "entity", "approved"] + [c for c in _TX_COLUMNS if c in table.columns]
+    alphas = sorted(c for c in table.columns if c.startswith("alpha_"))  # FSVR-assisted (ch. 5)
+    keep = ["window", "entity", "approved"] + [c for c in _TX_COLUMNS if c in table.columns] + alphas
     return table[keep].rename(columns={"entity": "transaction"})
 
 

@@ -44,6 +44,7 @@ class FederatePlan:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     endpoints: list[dict[str, Any]] = field(default_factory=list)
     exec_template: str | None = None
+    interruptible: bool | None = None  # None: by type (INTERRUPTIBLE)
 
     def command(self, config_path: Path, python: str) -> str:
         if self.exec_template is not None:
@@ -81,6 +82,7 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
                            ctl.model_dump(mode="json", exclude={"enabled", "external"}))
         if ctl.mode == "correction":
             plan.subscriptions = [{"key": f"{ctl.grid}/device_v_in", "type": "string"}]
+        plan.interruptible = ctl.mode == "assist"  # woken by the market's requests
         plans.append(plan)
     for name, custom in scenario.custom.items():
         if not custom.enabled:
@@ -262,7 +264,8 @@ def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: 
         "name": plan.name,
         "coreType": scenario.helics.core_type,
         "coreInitString": core_init(scenario, port),
-        "uninterruptible": plan.type not in INTERRUPTIBLE,
+        "uninterruptible": not (plan.interruptible if plan.interruptible is not None
+                                else plan.type in INTERRUPTIBLE),
         "terminate_on_error": True,
         "publications": plan.publications,
         "subscriptions": plan.subscriptions,

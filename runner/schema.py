@@ -174,6 +174,9 @@ class Scenario(Strict):
                 self.grid is None or not self.grid.enabled):
             raise ValueError("`amm.approval` needs a `grid` federate (or set amm.approval: false)")
         ctl = self.fsvr_controller
+        if self.amm is not None and self.amm.enabled and self.amm.fsvr_assist is not None and (
+                ctl is None or not ctl.enabled or ctl.mode != "assist"):
+            raise ValueError("`amm.fsvr_assist` needs an `fsvr_controller` with mode: assist")
         if ctl is not None and ctl.enabled and (
                 self.grid is None or self.grid.device is None or self.grid.device.kind != "fsvr"):
             raise ValueError("`fsvr_controller` needs `grid.device.kind: fsvr`")

@@ -92,11 +92,17 @@ class AmmConfig(_Strict):
     grid: str = Field("grid", description="the grid federate that approves")
     seed: int = 0
     max_trades: int | None = Field(None, gt=0, description="per window, after ordering")
+    fsvr_assist: str | None = Field(
+        None, description="FSVR controller (mode assist) asked for a setting when the grid "
+        "rejects a transaction; approved if one makes it feasible")
+    assist_max_substeps: int = Field(5000, gt=0, description="how long to wait for its answer")
 
     @model_validator(mode="after")
     def _consistent(self) -> AmmConfig:
         if self.loss_compensation and not self.approval:
             raise ValueError("loss_compensation needs approval (it uses the approval power flows)")
+        if self.fsvr_assist is not None and not self.approval:
+            raise ValueError("fsvr_assist needs approval")
         if self.transactions is None and self.source is None:
             raise ValueError("give `source` (a prosumer federate) or scripted `transactions`")
         names = [e.name for e in self.esus]

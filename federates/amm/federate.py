@@ -130,16 +130,42 @@ class AmmFederate(FederateModel):
 
     # --- grid round trip -------------------------------------------------------------------
     def _ask_grid(self, ctx: FederateContext, window: int, injections: dict) -> dict:
+        answer = self._round_trip(ctx, f"{self.config.grid}/query", {"injections": injections}, 1)
+        if answer is None:
+            return {"feasible": False, "converged": False, "losses_kw": None,
+                    "reason": f"no answer from grid federate {self.config.grid!r} in one sub-step"}
+        if answer.get("feasible") or not answer.get("converged") or not self.config.fsvr_assist:
+            return answer
+        return self._ask_fsvr(ctx, injections, answer)
+
+    def _ask_fsvr(self, ctx: FederateContext, injections: dict, rejected: dict) -> dict:
+        """Ask the FSVR controller for a setting that makes the transaction feasible; commit it."""
+        ctl = self.config.fsvr_assist
+        reply = self._round_trip(ctx, f"{ctl}/assist", {"injections": injections},
+                                 self.config.assist_max_substeps)
+        if reply is None or not reply.get("feasible"):
+            why = "no answer" if reply is None else "no FSVR setting makes it feasible"
+            return rejected | {"reason": f"{rejected.get('reason')}; {why} ({ctl})"}
+        ack = self._round_trip(ctx, f"{self.config.grid}/control", {"device": reply["device"]}, 1)
+        if ack is None or not ack.get("accepted"):
+            return rejected | {"reason": f"{rejected.get('reason')}; grid refused the FSVR "
+                               f"setting: {(ack or {}).get('reason', 'no answer')}"}
+        return {"feasible": True, "converged": True, "losses_kw": reply["losses_kw"],
+                "extremes": reply.get("extremes") or {}, "device": reply["device"],
+                "reason": "", "assist_flows": reply.get("flows")}
+
+    def _round_trip(self, ctx: FederateContext, destination: str, payload: dict,
+                    max_substeps: int) -> dict | None:
+        """Send on our endpoint; advance one sub-step at a time until the answer with our id."""
         request_id = f"{self.name}-{next(self._query_ids)}"
-        ctx.send(f"{self.name}/dso", f"{self.config.grid}/query",
-                 {"id": request_id, "injections": injections})
-        ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
-        for _, text, _ in ctx.receive(f"{self.name}/dso"):
-            answer = json.loads(text)
-            if answer.get("id") == request_id:
-                return answer
-        return {"feasible": False, "converged": False, "losses_kw": None,
-                "reason": f"no answer from grid federate {self.config.grid!r} within one sub-step"}
+        ctx.send(f"{self.name}/dso", destination, {"id": request_id} | payload)
+        for _ in range(max_substeps):
+            ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
+            for _, text, _ in ctx.receive(f"{self.name}/dso"):
+                answer = json.loads(text)
+                if answer.get("id") == request_id:
+                    return answer
+        return None
 
     def _substep(self, ctx: FederateContext) -> int:
         return ctx.clock.substep_of(ctx.time_s)
@@ -160,3 +186,9 @@ class AmmFederate(FederateModel):
         for name, extreme in (r.grid.get("extremes") or {}).items():
             record(t, window, entity, name, float(extreme["value"]), "", k)
             record(t, window, entity, f"{name}_at", str(extreme["where"]), "", k)
+        device = r.grid.get("device")
+        if r.approved and device:  # approved with an FSVR setting: its nine coefficients
+            record(t, window, entity, "fsvr_assisted", 1.0, "1/0", k)
+            for p, row in zip("abc", device["alpha"], strict=True):
+                for q, value in enumerate(row):
+                    record(t, window, entity, f"alpha_{p}{q + 1}", float(value), "pu", k)

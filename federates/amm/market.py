@@ -263,6 +263,7 @@ class AmmWindow:
             self.ledger.move_energy(who, POOL, swap.filled_kwh)
         price = self.pool.price
         loss_m = 0.0
+        supplied = d_loss_kwh if self.loss_compensation else 0.0  # loss energy the ESUs deliver
         if self.loss_compensation:
             loss_m = d_loss_kwh * price
             for n in self.esus:
@@ -278,7 +279,7 @@ class AmmWindow:
         e = swap.filled_kwh
         result = TxResult(
             tx, True, m=swap.m, rho=swap.rho, rho_eff=(swap.m + sign * loss_m) / e,
-            rho_es=(swap.m + sign * loss_m) / (e + sign * d_loss_kwh) if e + sign * d_loss_kwh else
+            rho_es=(swap.m + sign * loss_m) / (e + sign * supplied) if e + sign * supplied else
             float("nan"), d_loss_kwh=d_loss_kwh, price_after=price, es_i=dict(es_i),
             es_cont=dict(es_cont), grid=answer)
         if swap.remainder_kwh > 1e-12:  # bound policy "utility"

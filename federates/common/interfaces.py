@@ -81,6 +81,10 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("fsvr_controller", "endpoint", "{name}/ctl", "string", "-",
               "sends the chosen setting to the grid's control endpoint at T_w + 2δ and reads "
               "its acknowledgement; the grid applies it from its next solve"),
+    Interface("fsvr_controller", "endpoint", "{name}/assist", "string", "kW, kvar",
+              'assist mode: request {"id", "injections"} from a market; answer {"id", "feasible", '
+              '"device", "flows", "losses_kw", "extremes"}: an FSVR setting that makes the '
+              "injections feasible at least loss + VUF, found by queries to the grid"),
     Interface("recorder", "subscription", "{source}", "string", "as published",
               "any publication named in `recorder.subscribe` (all of the scenario's by default)"),
 )

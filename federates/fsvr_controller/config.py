@@ -41,14 +41,26 @@ class StudyConfig(BaseModel):
     lambda_tol: PositiveFloat = 0.02
 
 
+class AssistConfig(BaseModel):
+    """Assist mode: a feasible FSVR setting for a market's provisional transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    w_loss_per_kw: PositiveFloat = 1.0
+    w_vuf_per_pct: PositiveFloat = 10.0
+    iterations: int = Field(6, ge=1, description="sensitivity-search relinearisations")
+
+
 class FsvrControllerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["correction", "study"] = Field(
+    mode: Literal["correction", "study", "assist"] = Field(
         "correction", description="correction: per window, the discrete A that brings the "
         "measured V_in closest to a balanced nominal set; study: the chapter-4 study in window 0 "
-        "through the grid's power-flow queries")
+        "through the grid's power-flow queries; assist: answers a market's requests for a "
+        "setting that makes a transaction feasible")
     study: StudyConfig = Field(default_factory=StudyConfig)
+    assist: AssistConfig = Field(default_factory=AssistConfig)
     grid: str = Field("grid", description="the grid federate whose FSVR it drives")
     v_nom_pu: PositiveFloat = 1.0
     vw1_over_vir: PositiveFloat = 0.025

@@ -19,7 +19,15 @@ from lemcosim.federates.common.app import FederateContext, FederateModel, Federa
 from lemcosim.federates.common.clock import MARKET_SUBSTEP
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.fsvr_controller.correction import correct
-from lemcosim.federates.fsvr_controller.optimise import Objective, Solver, Space, Summary
+from lemcosim.federates.fsvr_controller.optimise import (
+    Evaluator,
+    Objective,
+    Solver,
+    Space,
+    Summary,
+    fsvr_start,
+    sensitivity_search,
+)
 from lemcosim.federates.fsvr_controller.study import run_study
 from lemcosim.federates.grid.devices import DeviceSetting
 from lemcosim.federates.grid.vuf import vuf_pct
@@ -32,8 +40,16 @@ class FsvrControllerFederate(FederateModel):
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
         self.config = FsvrControllerConfig.model_validate(settings.params)
+        self.interruptible = self.config.mode == "assist"
+
+    def on_interrupt(self, ctx: FederateContext, window: int) -> None:
+        for source, text, _ in ctx.receive(f"{self.name}/assist"):
+            request = json.loads(text)
+            ctx.send(f"{self.name}/assist", source, self._assist(ctx, window, request))
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
+        if self.config.mode == "assist":
+            return  # everything happens on request (on_interrupt)
         if self.config.mode == "study":
             if window == 0:
                 self._study(ctx)
@@ -59,13 +75,34 @@ class FsvrControllerFederate(FederateModel):
         ctx.log.record(t, window, "device", "vuf_out_expected_pct", float(vuf_pct(v_out)), "%", k)
 
     # --- chapter-4 study through the grid's queries ---------------------------------------
-    def _query_solver(self, ctx: FederateContext) -> Solver:
+    def _assist(self, ctx: FederateContext, window: int, request: dict) -> dict:
+        """The FSVR setting at least loss + VUF that makes the request's injections feasible."""
+        a = self.config.assist
+        objective = Objective("weighted", w_loss_per_kw=a.w_loss_per_kw,
+                              w_vuf_per_pct=a.w_vuf_per_pct, require_feasible=True)
+        solver = self._query_solver(ctx, request.get("injections") or {})
+        space = Space("fsvr", vw1_over_vir=self.config.vw1_over_vir)
+        evaluate = Evaluator(solver, space, objective)
+        result = sensitivity_search(evaluate, fsvr_start(solver, space), a.iterations)
+        found = result.summary.converged and result.summary.feasible
+        answer = {"id": request.get("id"), "feasible": found, "flows": result.flows + 1,
+                  "losses_kw": result.summary.losses_kw if found else None,
+                  "extremes": result.summary.extremes,
+                  "device": result.setting.to_json() if found else None}
+        k = ctx.clock.substep_of(ctx.time_s)
+        ctx.log.record(ctx.time_s, window, str(request.get("id")), "assist_feasible",
+                       1.0 if found else 0.0, "1/0", k)
+        ctx.log.record(ctx.time_s, window, str(request.get("id")), "assist_flows",
+                       float(answer["flows"]), "count", k)
+        return answer
+
+    def _query_solver(self, ctx: FederateContext, injections: dict | None = None) -> Solver:
         ids = itertools.count()
 
         def solve(setting: DeviceSetting | None, load_mult: float) -> Summary:
             request_id = f"s{next(ids)}"
-            request: dict = {"id": request_id, "injections": {}, "load_mult": load_mult,
-                             "detail": True}
+            request: dict = {"id": request_id, "injections": injections or {},
+                             "load_mult": load_mult, "detail": True}
             if setting is not None:
                 request["device"] = setting.to_json()
             ctx.send(f"{self.name}/ctl", f"{self.config.grid}/query", request)

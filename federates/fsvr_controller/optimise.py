@@ -45,6 +45,8 @@ class Summary:
     node_names: tuple[str, ...] = ()
     phasors: np.ndarray | None = None
     band_pu: tuple[float, float] = (0.95, 1.05)
+    feasible: bool = True  # every grid limit (voltage, VUF, loading) met
+    extremes: dict = field(default_factory=dict)
 
     @property
     def vuf_max_pct(self) -> float:
@@ -56,7 +58,7 @@ class Summary:
             return cls(False)
         return cls(True, flow.losses_kw, dict(zip(flow.vuf_buses, flow.vuf_pct.tolist(), strict=True)),
                    flow.band_violation_pu(limits), v_in, tuple(flow.node_names), flow.v_pu.copy(),
-                   (limits.v_min_pu, limits.v_max_pu))
+                   (limits.v_min_pu, limits.v_max_pu), not flow.violations(limits))
 
     @classmethod
     def of_answer(cls, answer: dict) -> Summary:
@@ -70,7 +72,8 @@ class Summary:
                    None if v_in is None else np.asarray(v_in["re"]) + 1j * np.asarray(v_in["im"]),
                    tuple(detail.get("names", ())),
                    np.asarray(detail["re"]) + 1j * np.asarray(detail["im"]) if detail else None,
-                   tuple(answer.get("band_pu", (0.95, 1.05))))
+                   tuple(answer.get("band_pu", (0.95, 1.05))), bool(answer.get("feasible")),
+                   dict(answer.get("extremes") or {}))
 
 
 # (setting, load multiplier) → summary of the solved power flow
@@ -95,16 +98,19 @@ class Objective:
     vuf_bus: str | None = None  # None: feeder maximum
     w_loss_per_kw: float = 1.0
     w_vuf_per_pct: float = 10.0
+    require_feasible: bool = False  # add PENALTY_PER_PU when any grid limit is violated
 
     def value(self, summary: Summary) -> float:
-        """Objective plus PENALTY_PER_PU per pu of voltage outside the band."""
+        """Objective plus PENALTY_PER_PU per pu of voltage outside the band (and per unmet limit
+        when `require_feasible`)."""
         if not summary.converged:
             return float("inf")
         vuf = self.vuf_of(summary)
         base = {"loss": summary.losses_kw, "vuf": vuf,
                 "weighted": self.w_loss_per_kw * summary.losses_kw + self.w_vuf_per_pct * vuf
                 }[self.kind]
-        return base + PENALTY_PER_PU * summary.band_violation_pu
+        infeasible = self.require_feasible and not summary.feasible
+        return base + PENALTY_PER_PU * (summary.band_violation_pu + infeasible)
 
     def vuf_of(self, summary: Summary) -> float:
         return summary.vuf_max_pct if self.vuf_bus is None else summary.vuf_pct[self.vuf_bus]

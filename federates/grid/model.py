@@ -89,22 +89,36 @@ class PowerFlow:
         return names[i], float(values[i])
 
     def violations(self, limits: Limits, reference: PowerFlow | None = None) -> list[dict]:
-        """Each violated constraint with where and its extreme value (see `Limits.rule`)."""
+        """Each violated constraint with where and its extreme value (see `Limits.rule`: with
+        no_worse a bus·phase, bus or line counts only if it is beyond its limit and worse than in
+        `reference` by more than 1e-4 of the limit — solver noise is not a new violation)."""
         if not self.converged:
             return [{"constraint": "convergence", "where": "", "value": None, "limit": None}]
+        compare = limits.rule == "no_worse" and reference is not None and reference.converged
         out = []
         for which, limit, sign in (("v_min", limits.v_min_pu, -1.0), ("v_max", limits.v_max_pu, 1.0),
                                    ("vuf_max", limits.vuf_max_pct, 1.0),
                                    ("loading_max", limits.loading_max_pct, 1.0)):
-            where, value = self.extreme(which)
-            if not where or sign * (value - limit) <= 1e-9:
+            names, values = self._quantity(which)
+            if len(values) == 0:
                 continue
-            if limits.rule == "no_worse" and reference is not None and reference.converged:
-                if sign * (value - reference.extreme(which)[1]) <= 1e-6:
-                    continue  # beyond the limit already in the committed state, and not worse
-            out.append({"constraint": which, "where": where, "value": round(value, 6),
-                        "limit": limit})
+            bad = sign * (values - limit) > 1e-9
+            if compare:
+                ref_names, ref_values = reference._quantity(which)
+                if list(ref_names) == list(names):
+                    bad &= sign * (values - ref_values) > 1e-4 * limit
+            if bad.any():
+                i = int(np.flatnonzero(bad)[np.argmax(sign * values[bad])])
+                out.append({"constraint": which, "where": names[i],
+                            "value": round(float(values[i]), 6), "limit": limit})
         return out
+
+    def _quantity(self, which: str) -> tuple[list[str], np.ndarray]:
+        if which in ("v_min", "v_max"):
+            return self.node_names, self.magnitude()
+        if which == "vuf_max":
+            return self.vuf_buses, self.vuf_pct
+        return self.line_names, self.loading_pct
 
     def band_violation_pu(self, limits: Limits) -> float:
         """Σ over bus phases of how far |V| lies outside [v_min, v_max], pu (inf if not solved)."""

@@ -1,0 +1,39 @@
+"""Chapter 5: the three-phase AMM on IEEE 13 without and with FSVR-assisted approval."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import assert_no_process_left, lemcosim
+
+from lemcosim.analysis import load_run
+from lemcosim.analysis.amm import transactions
+
+pytestmark = pytest.mark.federation
+
+
+def run(case: str, run_dir) -> tuple:
+    proc = lemcosim("run", case, "--out", str(run_dir), "--no-progress", "--analyze", timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_process_left(run_dir)
+    return transactions(load_run(run_dir)).set_index("transaction")
+
+
+@pytest.mark.parametrize("trades", ["all_buyer", "all_seller"])
+def test_fsvr_makes_rejected_trades_feasible(trades, tmp_path):
+    without = run(f"ch5_ieee13_{trades}_no_fsvr", tmp_path / "without")
+    with_fsvr = run(f"ch5_ieee13_{trades}_fsvr", tmp_path / "with")
+    rejected = without[~without.approved]
+    assert len(rejected) >= 1 and rejected.reason.str.startswith("DSO:").all()
+    rescued = with_fsvr.loc[rejected.index]
+    assert rescued.approved.any()  # trades the feeder refused are accepted with the FSVR
+    assert with_fsvr.approved.sum() > without.approved.sum()
+    assisted = with_fsvr[with_fsvr.get("alpha_a1").notna()] if "alpha_a1" in with_fsvr else None
+    assert assisted is not None and len(assisted) >= 1
+    levels = {round(k * 0.025, 6) for k in range(-4, 5)}
+    for column in [c for c in with_fsvr.columns if c.startswith("alpha_")]:
+        assert {round(float(v), 6) for v in assisted[column]} <= levels  # nine hardware levels
+    if trades == "all_seller":
+        assert rejected.reason.str.contains("v_max").any()  # sellers push voltages over V_max
+    # every approved trade of the FSVR case respects the limits at its own power flow
+    approved = with_fsvr[with_fsvr.approved]
+    assert (approved.v_min.astype(float) >= 0.95 - 1e-4).all()  # V_min = 0.95 pu
