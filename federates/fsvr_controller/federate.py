@@ -128,6 +128,7 @@ class FsvrControllerFederate(FederateModel):
                 _, base, base_lambda = row
                 record("base", "losses_kw", base.losses_kw, "kW")
                 record("base", "vuf_max_pct", base.vuf_max_pct, "%")
+                record("base", "objective", objective.value(base), "")
                 if base_lambda is not None:
                     record("base", "lambda_max", base_lambda, "")
                 continue

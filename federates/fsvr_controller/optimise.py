@@ -377,13 +377,27 @@ def fsvr_start(solver: Solver, space: Space, load_mult: float = 1.0) -> np.ndarr
     return a.ravel()
 
 
+def upfc_equivalent(fsvr: Result, space: Space) -> np.ndarray | None:
+    """The UPFC injection V_se = A·V_in that reproduces an FSVR result (clipped to R_max): a
+    start from which the UPFC can only do better — it spans every FSVR injection and more."""
+    v_in = fsvr.summary.device_v_in
+    if v_in is None or fsvr.setting.kind != "fsvr":
+        return None
+    v_se = fsvr.setting.alpha @ v_in
+    magnitude = np.minimum(np.abs(v_se), space.r_max)
+    angle = (np.degrees(np.angle(v_se)) - np.array([0.0, -120.0, 120.0]) + 180.0) % 360.0 - 180.0
+    return np.r_[magnitude, angle]
+
+
 def optimise(solver: Solver, space: Space, objective: Objective, method: str = "coordinate",
-             load_mult: float = 1.0, **options) -> Result:
-    """Best device setting by `method` (coordinate or gwo)."""
+             load_mult: float = 1.0, start: np.ndarray | None = None, **options) -> Result:
+    """Best device setting by `method` (sensitivity, coordinate or gwo); FSVR searches start from
+    the correction scheme's A unless `start` is given."""
     evaluate = Evaluator(solver, space, objective, load_mult)
     if method == "gwo":
         return grey_wolf(evaluate, **options)
-    start = fsvr_start(solver, space, load_mult) if space.kind == "fsvr" else None
+    if start is None and space.kind == "fsvr":
+        start = fsvr_start(solver, space, load_mult)
     if method == "sensitivity":
         return sensitivity_search(evaluate, start, **options)
     return coordinate_search(evaluate, start, **options)

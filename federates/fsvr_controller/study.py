@@ -15,6 +15,7 @@ from lemcosim.federates.fsvr_controller.optimise import (
     Summary,
     loadability,
     optimise,
+    upfc_equivalent,
 )
 
 
@@ -43,11 +44,17 @@ def run_study(solver: Solver, devices: list[str], methods: list[str], objective:
     if with_loadability:
         base_lambda, _ = loadability(solver, None, lam_hi, lam_tol)
     yield "base", base, base_lambda
+    best_fsvr: Result | None = None
     for device in devices:
         space = Space(device, continuous=device == "upfc", vw1_over_vir=base_space.vw1_over_vir)
         for method in methods:
             options = gwo_options if method == "gwo" else {}
-            result: Result = optimise(solver, space, objective, method, **options)
+            start = None
+            if device == "upfc" and method != "gwo" and best_fsvr is not None:
+                start = upfc_equivalent(best_fsvr, space)  # the UPFC bounds the FSVR
+            result: Result = optimise(solver, space, objective, method, start=start, **options)
+            if device == "fsvr" and (best_fsvr is None or result.value < best_fsvr.value):
+                best_fsvr = result
             s = result.summary
             row = StudyRow(device, method, result.setting.to_json(), s.losses_kw,
                            100 * (base.losses_kw - s.losses_kw) / base.losses_kw,
