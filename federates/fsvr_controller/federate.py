@@ -20,13 +20,11 @@ from lemcosim.federates.common.clock import MARKET_SUBSTEP
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.fsvr_controller.correction import correct
 from lemcosim.federates.fsvr_controller.optimise import (
-    Evaluator,
     Objective,
     Solver,
     Space,
     Summary,
-    fsvr_start,
-    sensitivity_search,
+    feasible_setting,
 )
 from lemcosim.federates.fsvr_controller.study import run_study
 from lemcosim.federates.grid.devices import DeviceSetting
@@ -82,8 +80,7 @@ class FsvrControllerFederate(FederateModel):
                               w_vuf_per_pct=a.w_vuf_per_pct, require_feasible=True)
         solver = self._query_solver(ctx, request.get("injections") or {})
         space = Space("fsvr", vw1_over_vir=self.config.vw1_over_vir)
-        evaluate = Evaluator(solver, space, objective)
-        result = sensitivity_search(evaluate, fsvr_start(solver, space), a.iterations)
+        result = feasible_setting(solver, space, objective, a.iterations)
         found = result.summary.converged and result.summary.feasible
         answer = {"id": request.get("id"), "feasible": found, "flows": result.flows + 1,
                   "losses_kw": result.summary.losses_kw if found else None,

@@ -377,6 +377,14 @@ def fsvr_start(solver: Solver, space: Space, load_mult: float = 1.0) -> np.ndarr
     return a.ravel()
 
 
+def feasible_setting(solver: Solver, space: Space, objective: Objective,
+                     iterations: int = 6) -> Result:
+    """A setting at least `objective` under which every grid limit holds (assist mode): the
+    sensitivity search from the correction scheme's A; check `result.summary.feasible`."""
+    evaluate = Evaluator(solver, space, objective)
+    return sensitivity_search(evaluate, fsvr_start(solver, space), iterations)
+
+
 def upfc_equivalent(fsvr: Result, space: Space) -> np.ndarray | None:
     """The UPFC injection V_se = A·V_in that reproduces an FSVR result (clipped to R_max): a
     start from which the UPFC can only do better — it spans every FSVR injection and more."""
