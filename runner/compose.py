@@ -27,6 +27,7 @@ MODULES = {
     "grid": "lemcosim.federates.grid",
     "amm": "lemcosim.federates.amm",
     "fsvr_controller": "lemcosim.federates.fsvr_controller",
+    **{f"auction_{role}": "lemcosim.federates.auction" for role in ("kg", "cc", "mo", "dso", "pt")},
     "recorder": "lemcosim.federates.recorder",
 }
 # interruptible federates are woken by every value/message (servers, recorders); the rest step
@@ -84,6 +85,8 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
             plan.subscriptions = [{"key": f"{ctl.grid}/device_v_in", "type": "string"}]
         plan.interruptible = ctl.mode == "assist"  # woken by the market's requests
         plans.append(plan)
+    if scenario.auction is not None and scenario.auction.enabled:
+        plans += _auction_plans(scenario)
     for name, custom in scenario.custom.items():
         if not custom.enabled:
             continue
@@ -147,6 +150,27 @@ def check_attachments(scenario: Scenario) -> None:
                             f"which is not in network {net.name}")
     if problems:
         raise ScenarioError(problems)
+
+
+def _auction_plans(scenario: Scenario) -> list[FederatePlan]:
+    """KG, MO, DSO, PT and one CC per cluster, each with one message endpoint `{name}/msg`."""
+    section = scenario.auction
+    assert section is not None and scenario.network is not None
+    config = section.model_dump(mode="json", exclude={"enabled", "external"})
+    roles = {"kg": "kg", "mo": "mo", "dso": "dso", "pt": "pt",
+             **{c: f"cc_{c}" for c in section.clusters}}
+    network = section.network or scenario.network.name or scenario.network.dss
+    plans = []
+    for role, name in roles.items():
+        ftype = f"auction_{role}" if role in ("kg", "mo", "dso", "pt") else "auction_cc"
+        params = {"auction": config, "roles": roles, "network": network}
+        if ftype == "auction_cc":
+            params["cluster"] = role
+        plan = _typed_plan(name, ftype, section.external, params)
+        if ftype == "auction_pt":
+            plan.subscriptions = [{"key": f"{section.source}/positions", "type": "string"}]
+        plans.append(plan)
+    return plans
 
 
 def _grid_plan(scenario: Scenario, prosumer_names: list[str]) -> FederatePlan:

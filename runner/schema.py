@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from lemcosim.federates.amm.config import AmmConfig
+from lemcosim.federates.auction.config import AuctionConfig
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.prosumers.config import PopulationConfig
 
@@ -91,6 +92,11 @@ class FsvrControllerSection(FederateSection, FsvrControllerConfig):
     """The FSVR controller federate (docs/grid.md); `external: true` for your own controller."""
 
 
+class AuctionSection(FederateSection, AuctionConfig):
+    """The privacy-preserving double auction: KG, MO, DSO, PT and one CC per cluster
+    (docs/privacy.md)."""
+
+
 class GridLimits(Strict):
     """Operating limits a power-flow query checks (SPEC §3 defaults)."""
 
@@ -163,6 +169,7 @@ class Scenario(Strict):
     grid: GridSection | None = None
     amm: AmmSection | None = None
     fsvr_controller: FsvrControllerSection | None = None
+    auction: AuctionSection | None = None
     recorder: RecorderSection | None = None
     custom: dict[str, CustomFederateSection] = Field(default_factory=dict)
 
@@ -173,6 +180,9 @@ class Scenario(Strict):
         if self.amm is not None and self.amm.enabled and self.amm.approval and (
                 self.grid is None or not self.grid.enabled):
             raise ValueError("`amm.approval` needs a `grid` federate (or set amm.approval: false)")
+        if self.auction is not None and self.auction.enabled and (
+                self.network is None or self.prosumers is None):
+            raise ValueError("an `auction` needs a `network` (the DSO's PTDFs) and `prosumers`")
         ctl = self.fsvr_controller
         if self.amm is not None and self.amm.enabled and self.amm.fsvr_assist is not None and (
                 ctl is None or not ctl.enabled or ctl.mode != "assist"):

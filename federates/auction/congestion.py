@@ -3,8 +3,8 @@ binds, the split into two price areas with the exchange fixed at the limit.
 
 Convention: `ptdf[l, c]` is the flow on line l (kW, positive in its reference direction) per kW
 injected in area c and withdrawn at the slack (the upstream grid). One binding line is resolved
-per call — the most overloaded one; areas with a non-zero PTDF on it form one price area, the
-others the second. The exporting side clears with extra demand = limit·Δt, the importing side with
+per call — the most overloaded one; areas whose PTDF on it exceeds half the largest form one price
+area, the others the second. The exporting side clears with extra demand = limit·Δt, the importing side with
 extra supply = limit·Δt. Losses: BCFL_C = BCF_C·(1 − λ_C) with the DSO's loss factor λ_C of
 area C, so that sellers' cleared energy covers what buyers receive plus the losses.
 """
@@ -54,7 +54,9 @@ def clear_with_network(prices: np.ndarray, demand: np.ndarray, supply: np.ndarra
         return CongestionResult([AreaResult(joint, 0, joint.bcf * (1 - losses[c])) for c in range(n)],
                                 flows, None)
     line = int(np.argmax(overload))
-    side_b = np.abs(ptdf[line]) > 1e-9
+    # areas whose injection flows through the line (PTDF near ±1; losses leave small non-zero
+    # values, of order 1e-3, on the others)
+    side_b = np.abs(ptdf[line]) > 0.5 * np.abs(ptdf[line]).max()
     groups = [np.flatnonzero(~side_b), np.flatnonzero(side_b)]
     # exchange from side A to side B, fixed at the limit in the direction of the overload
     b_injection = net_injection_kw(joint, demand, supply, dt_h)[side_b].sum()

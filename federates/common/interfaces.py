@@ -85,6 +85,22 @@ REGISTRY: tuple[Interface, ...] = (
               'assist mode: request {"id", "injections"} from a market; answer {"id", "feasible", '
               '"device", "flows", "losses_kw", "extremes"}: an FSVR setting that makes the '
               "injections feasible at least loss + VUF, found by queries to the grid"),
+    Interface("auction_pt", "subscription", "{source}/positions", "string", "kWh",
+              "energy positions of the population whose members bid"),
+    Interface("auction_pt", "endpoint", "{name}/msg", "string", "ciphertexts",
+              "prosumer terminals: encrypted bids and encrypted cleared quantities with zero-sum "
+              "masks to their CC; receives keys (KG), results (MO), bills (KG)"),
+    Interface("auction_cc", "endpoint", "{name}/msg", "string", "ciphertexts",
+              "cluster coordinator: homomorphic aggregates to KG, masked cost and revenue sums to "
+              "KG at the end of a billing cycle"),
+    Interface("auction_kg", "endpoint", "{name}/msg", "string", "kWh, M",
+              "key generator: public keys to PT and CCs, decrypted aggregate curves to MO, bills "
+              "to PT"),
+    Interface("auction_mo", "endpoint", "{name}/msg", "string", "kWh, M/kWh",
+              "market operator: aggregate curves to the DSO, per-cluster MCP, BCF, SCF, BCFL to "
+              "PT and CCs"),
+    Interface("auction_dso", "endpoint", "{name}/msg", "string", "M/kWh",
+              "DSO: per-cluster clearing after the PTDF line-limit check (price areas) to MO"),
     Interface("recorder", "subscription", "{source}", "string", "as published",
               "any publication named in `recorder.subscribe` (all of the scenario's by default)"),
 )

@@ -1,0 +1,61 @@
+"""Configuration of the privacy-preserving double auction (the `auction:` section); docs/privacy.md."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MonitoredLine(_Strict):
+    name: str = Field(description="a line of the network")
+    limit_kw: PositiveFloat
+
+
+class DsoConfig(_Strict):
+    lines: list[MonitoredLine] = Field(default_factory=list, description="lines whose limits bind")
+    loss_factor: float = Field(0.0, ge=0, lt=1, description="λ: share of traded energy lost")
+
+
+class AuctionConfig(_Strict):
+    levels: int = Field(10, ge=2, le=64, description="P price levels from fit to retail")
+    fit: PositiveFloat = 0.08
+    retail: PositiveFloat = 0.30
+    key_bits: int = Field(2048, ge=256)
+    allow_short_keys: bool = Field(False, description="tests only: keys below 2048 bits")
+    keys_per_cycle: PositiveInt = 3
+    cycle_windows: PositiveInt = Field(24, description="billing cycle, windows")
+    key_seed: int = Field(0, description="the PTs' and KG's shared secret for the key schedule")
+    k_min: int = Field(3, ge=2)
+    max_cluster: int = Field(1000, ge=2, description="largest cluster: sets the slot headroom")
+    audit_messages: bool = Field(False, description="write every message each role sends and "
+                                 "receives to logs/NAME.messages.jsonl (privacy audits)")
+    max_qty_kwh: PositiveFloat = Field(20.0, description="largest bid quantity at one level")
+    elasticity: float = Field(0.5, ge=0, le=1, description="how much bids move with price")
+    clusters: dict[str, list[str]] = Field(min_length=1, description="cluster -> its buses")
+    source: str = Field("prosumers", description="the population whose positions bid")
+    network: str | None = Field(None, description="DSO's feeder for PTDFs (default: scenario's)")
+    dso: DsoConfig = Field(default_factory=DsoConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuctionConfig:
+        if self.fit >= self.retail:
+            raise ValueError(f"fit {self.fit} must be below retail {self.retail}")
+        if self.cycle_windows < 2 * self.keys_per_cycle:
+            raise ValueError("every key of a billing cycle needs two windows: raise cycle_windows "
+                             "or lower keys_per_cycle")
+        seen: dict[str, str] = {}
+        for cluster, buses in self.clusters.items():
+            for bus in buses:
+                if bus.lower() in seen:
+                    raise ValueError(f"bus {bus} is in clusters {seen[bus.lower()]} and {cluster}")
+                seen[bus.lower()] = cluster
+        return self
+
+    def cluster_of(self, bus: str) -> str | None:
+        for cluster, buses in self.clusters.items():
+            if bus.lower() in (b.lower() for b in buses):
+                return cluster
+        return None
