@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lemcosim.analysis import amm, fsvr, plots
+from lemcosim.analysis import amm, auction, fsvr, plots
 
 Figure = Callable[[pd.DataFrame, Path], Iterator[tuple[Path, str]]]
 
@@ -50,5 +50,5 @@ def grid_losses(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:
 
 
 FIGURES: list[Figure] = [prosumer_net_injection, grid_voltage_heat_map, grid_losses,
-                         amm.price_variation, fsvr.convergence]
-TABLES = [amm.tables, fsvr.tables]
+                         amm.price_variation, fsvr.convergence, auction.figures]
+TABLES = [amm.tables, fsvr.tables, auction.tables]
