@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from lemcosim.analysis import plots
+
 _TX_COLUMNS = ["side", "prosumer", "bus", "e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh",
                "price_after", "utility_kwh", "v_min", "v_max", "vuf_max", "loading_max", "reason"]
 
@@ -71,13 +73,6 @@ def price_variation(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:
         if column in sel:
             ax.plot(sel.index + 1, pd.to_numeric(sel[column], errors="coerce"), marker="o",
                     label=label)
-    ax.set_xlabel(f"approved transaction of window {window}")
-    ax.set_ylabel("price, M per kWh")
-    ax.set_title("Price variation with each transaction")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / "amm_prices.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = plots.finish(fig, ax, out / "amm_prices.png", "Price variation with each transaction",
+                        f"approved transaction of window {window}", "price, M per kWh")
     yield path, f"AMM price variation per transaction (window {window})"

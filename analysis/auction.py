@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from lemcosim.analysis import plots
+
 _RESULTS = ["mcp", "mcv_kwh", "bcf", "scf", "bcfl", "area"]
 
 
@@ -51,15 +53,9 @@ def figures(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:
     fig, ax = plt.subplots(figsize=(8, 4))
     for cluster, rows in clearing.groupby("cluster"):
         ax.step(rows["window"], rows["mcp"], where="mid", label=str(cluster))
-    ax.set_xlabel("trading window")
-    ax.set_ylabel("MCP, M per kWh")
-    ax.set_title("Market clearing price per cluster (price areas when a line binds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / "auction_mcp.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = plots.finish(fig, ax, out / "auction_mcp.png",
+                        "Market clearing price per cluster (price areas when a line binds)",
+                        "trading window", "MCP, M per kWh")
     yield path, "Auction clearing price per cluster"
 
     agg = df[(df["federate"] == "mo") & df["quantity"].str.startswith("aggregate_", na=False)]
@@ -71,13 +67,7 @@ def figures(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:
     for (cluster, quantity), rows in sel.groupby(["entity", sel["quantity"].str.rsplit("_", n=1).str[0]]):
         levels = rows["quantity"].str.rsplit("_", n=1).str[1].astype(int)
         ax.step(levels, rows["value"], where="mid", label=f"{cluster} {quantity[10:]}")
-    ax.set_xlabel("price level p")
-    ax.set_ylabel("aggregate quantity, kWh")
-    ax.set_title(f"Aggregate bid curves per cluster, window {window}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / "auction_curves.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = plots.finish(fig, ax, out / "auction_curves.png",
+                        f"Aggregate bid curves per cluster, window {window}", "price level p",
+                        "aggregate quantity, kWh")
     yield path, f"Aggregate bid curves (window {window})"

@@ -9,6 +9,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from lemcosim.analysis import plots
+
 _COLUMNS = ["losses_kw", "loss_saving_pct", "vuf_max_pct", "vuf_reduction_pct", "objective",
             "flows", "lambda_max", "lambda_flows", "setting"]
 
@@ -44,14 +46,8 @@ def convergence(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:
     for entity, text in zip(rows["entity"], rows["text"], strict=True):
         history = json.loads(text)
         ax.step([h[0] for h in history], [h[1] for h in history], where="post", label=entity)
-    ax.set_xlabel("power flows")
-    ax.set_ylabel("best objective (with voltage penalty)")
-    ax.set_title("Solution quality against the number of power flows")
     ax.set_yscale("symlog")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / "ch4_convergence.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = plots.finish(fig, ax, out / "ch4_convergence.png",
+                        "Solution quality against the number of power flows", "power flows",
+                        "best objective (with voltage penalty)")
     yield path, "Optimiser quality against power flows"

@@ -12,21 +12,27 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def finish(fig, ax, path: Path, title: str, xlabel: str, ylabel: str, legend: bool = True) -> Path:
+    """Label, grid, legend, save as PNG and close: the common end of every figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def line_per_window(series: pd.DataFrame, title: str, ylabel: str, path: Path) -> Path:
     """One line per column of a window-indexed frame."""
     fig, ax = plt.subplots(figsize=(8, 4))
     for column in series.columns:
         ax.plot(series.index, series[column], label=str(column))
-    ax.set_xlabel("trading window")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    if 1 < len(series.columns) <= 12:
-        ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish(fig, ax, path, title, "trading window", ylabel,
+                  legend=1 < len(series.columns) <= 12)
 
 
 def heat_map(matrix: pd.DataFrame, title: str, unit: str, path: Path) -> Path:

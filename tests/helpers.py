@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -49,3 +51,36 @@ def write_scenario(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Pa
     path = tmp_path / name
     path.write_text(textwrap.dedent(text).lstrip())
     return path
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_with_external(run_args: list[str], run_dir: Path, federate: str,
+                      external_cmd: list[str]) -> tuple[Finished, Finished]:
+    """`lemcosim run …` with one federate marked external, started here as its own process once
+    the runner has composed its config (RUN_DIR/federates/FEDERATE.json, appended to the
+    command); both bounded, both killed if still running."""
+    runner = subprocess.Popen([sys.executable, "-m", "lemcosim.runner.cli", "run", *run_args,
+                               "--out", str(run_dir), "--no-progress"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    external = None
+    try:
+        config = run_dir / "federates" / f"{federate}.json"
+        deadline = time.monotonic() + 60
+        while not (run_dir / "logs" / "pids.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        external = subprocess.Popen([*external_cmd, str(config)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        out, err = runner.communicate(timeout=120)
+        ext_out, ext_err = external.communicate(timeout=30)
+        return Finished(runner.returncode, out, err), Finished(external.returncode, ext_out, ext_err)
+    finally:
+        for p in (runner, external):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()

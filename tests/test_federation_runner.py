@@ -15,7 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SCRIPTED, assert_no_process_left, lemcosim, scripted_exec, write_scenario
+from helpers import (
+    SCRIPTED,
+    assert_no_process_left,
+    lemcosim,
+    run_with_external,
+    scripted_exec,
+    write_scenario,
+)
 
 from lemcosim.analysis import load_run
 
@@ -71,28 +78,13 @@ def test_failing_federate_is_named_and_nothing_is_left_running(tmp_path, run_dir
 
 def test_external_federate_connects_and_the_run_completes(tmp_path, run_dir):
     scenario = counter_scenario(tmp_path, 5, external=True)
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "lemcosim.runner.cli", "run", str(scenario), "--out", str(run_dir),
-         "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    external = None
-    try:
-        config = run_dir / "federates" / "counter.json"
-        deadline = time.monotonic() + 60
-        while not (run_dir / "logs" / "pids.json").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        external = subprocess.Popen([sys.executable, str(SCRIPTED), str(config)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = runner.communicate(timeout=120)
-        assert runner.returncode == 0, err
-        assert "external federate 'counter': connect to broker tcp://127.0.0.1:" in err
-        assert str(config) in err
-        assert external.wait(timeout=30) == 0
-        assert recorded_windows(run_dir) == list(range(5))
-    finally:
-        for p in (runner, external):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+    runner, external = run_with_external([str(scenario)], run_dir, "counter",
+                                         [sys.executable, str(SCRIPTED)])
+    assert runner.returncode == 0, runner.stderr
+    assert "external federate 'counter': connect to broker tcp://127.0.0.1:" in runner.stderr
+    assert str(run_dir / "federates" / "counter.json") in runner.stderr
+    assert external.returncode == 0, external.stderr
+    assert recorded_windows(run_dir) == list(range(5))
 
 
 def test_composed_output_runs_under_helics_run(tmp_path):

@@ -4,13 +4,11 @@ only) started as a separate process."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import assert_no_process_left, lemcosim
+from helpers import assert_no_process_left, lemcosim, run_with_external
 
 from lemcosim.analysis import load_run
 
@@ -39,32 +37,15 @@ def test_own_controller_commands_the_fsvr(run_dir):
 
 
 def test_external_example_drives_the_fsvr(run_dir):
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "lemcosim.runner.cli", "run", "fsvr_external",
-         "--set", "time.windows=3", "--set", "helics.external_timeout_s=60",
-         "--out", str(run_dir), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    external = None
-    try:
-        config = run_dir / "federates" / "fsvr_controller.json"
-        deadline = time.monotonic() + 60
-        while not (run_dir / "logs" / "pids.json").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        external = subprocess.Popen([sys.executable, str(EXAMPLE), str(config)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = runner.communicate(timeout=120)
-        assert runner.returncode == 0, err
-        ext_out, ext_err = external.communicate(timeout=30)
-        assert external.returncode == 0, ext_err
-        assert "setting w0 accepted=True" in ext_out
-        assert_no_process_left(run_dir)
-        settings = device_settings(run_dir)
-        assert len(settings) == 3 and settings[0]["alpha"] == [[0.0] * 3] * 3
-    finally:
-        for p in (runner, external):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+    runner, external = run_with_external(
+        ["fsvr_external", "--set", "time.windows=3", "--set", "helics.external_timeout_s=60"],
+        run_dir, "fsvr_controller", [sys.executable, str(EXAMPLE)])
+    assert runner.returncode == 0, runner.stderr
+    assert external.returncode == 0, external.stderr
+    assert "setting w0 accepted=True" in external.stdout
+    assert_no_process_left(run_dir)
+    settings = device_settings(run_dir)
+    assert len(settings) == 3 and settings[0]["alpha"] == [[0.0] * 3] * 3
 
 
 def test_the_example_imports_neither_lemcosim_nor_more_than_helics_and_numpy():
