@@ -21,7 +21,7 @@ def _amm_rows(df: pd.DataFrame) -> pd.DataFrame:
 def token_status(df: pd.DataFrame) -> pd.DataFrame:
     """Token status after each liquidity addition of each window (E_LP, M_LP, k or ℒ, ρ_LP, …)."""
     rows = _amm_rows(df)
-    rows = rows[rows["entity"].str.startswith("add", na=False)]
+    rows = rows[rows["entity"].str.match(r"^(?:[abc]:)?add\d+:", na=False)]  # a: … per-phase pools
     if rows.empty:
         return pd.DataFrame()
     table = rows.pivot_table(index=["window", "entity"], columns="quantity", values="value",
@@ -34,7 +34,7 @@ def transactions(df: pd.DataFrame) -> pd.DataFrame:
     """One row per transaction: prices ρ_i, ρ_i^eff, ρ_ES^i, ΔLoss_i, decision and reason."""
     rows = _amm_rows(df)
     decided = rows[(rows["quantity"] == "approved")
-                   & rows["entity"].str.fullmatch(r"w\d+t\d+", na=False)]
+                   & rows["entity"].str.fullmatch(r"w\d+t\d+[abc]?", na=False)]
     if decided.empty:
         return pd.DataFrame()
     tx = rows[rows["entity"].isin(decided["entity"])].copy()
@@ -43,7 +43,7 @@ def transactions(df: pd.DataFrame) -> pd.DataFrame:
                            aggfunc="last").reset_index()
     table.columns.name = None
     table["approved"] = table["approved"].astype(float).astype(bool)
-    table["order"] = table["entity"].str.extract(r"t(\d+)$")[0].astype(int)
+    table["order"] = table["entity"].str.extract(r"t(\d+)[abc]?$")[0].astype(int)
     table = table.sort_values(["window", "order"]).drop(columns="order")
     alphas = sorted(c for c in table.columns if c.startswith("alpha_"))  # FSVR-assisted (ch. 5)
     keep = ["window", "entity", "approved"] + [c for c in _TX_COLUMNS if c in table.columns] + alphas

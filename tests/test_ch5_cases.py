@@ -37,3 +37,22 @@ def test_fsvr_makes_rejected_trades_feasible(trades, tmp_path):
     # every approved trade of the FSVR case respects the limits at its own power flow
     approved = with_fsvr[with_fsvr.approved]
     assert (approved.v_min.astype(float) >= 0.95 - 1e-4).all()  # V_min = 0.95 pu
+
+
+def test_a_pool_per_phase(run_dir):
+    proc = lemcosim("run", "ch5_ieee13_balanced_no_fsvr", "--set", "amm.pool_per_phase=true",
+                    "--out", str(run_dir), "--no-progress", "--analyze", timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    from lemcosim.analysis.amm import token_status
+
+    df = load_run(run_dir)
+    status = token_status(df)
+    # each phase's pool gets a third of both ESUs: three pools × two additions
+    assert sorted(status["after addition"]) == sorted(
+        f"{p}:add{j}:{e}.{p}" for p in "abc" for j, e in ((1, "es632"), (2, "es633")))
+    assert status.groupby(status["after addition"].str[0])["E_LP"].max().nunique() == 1
+    tx = transactions(df)
+    # the three-phase 20 kWh sale at 675 became three 6.667 kWh trades, one per pool
+    split = tx[tx.transaction.str.startswith("w0t0")]
+    assert sorted(split.transaction) == ["w0t0a", "w0t0b", "w0t0c"]
+    assert split.e_kwh.astype(float).tolist() == pytest.approx([20 / 3] * 3)

@@ -92,6 +92,9 @@ class AmmConfig(_Strict):
     grid: str = Field("grid", description="the grid federate that approves")
     seed: int = 0
     max_trades: int | None = Field(None, gt=0, description="per window, after ordering")
+    pool_per_phase: bool = Field(
+        False, description="one pool per phase: single-phase trades in their phase's pool, "
+        "three-phase ones split in three; each ESU gives a third to each pool")
     fsvr_assist: str | None = Field(
         None, description="FSVR controller (mode assist) asked for a setting when the grid "
         "rejects a transaction; approved if one makes it feasible")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,46 +35,62 @@ class AmmFederate(FederateModel):
         self.name = settings.name
         self.config = AmmConfig.model_validate(settings.params)
         self.dt_s = settings.clock.window_s
-        self.esus = [StorageUnit(e.name, e.bus.lower(), e.capacity_kwh, e.soc0_pu * e.capacity_kwh,
-                                 e.power_kw, e.soc_min_pu * e.capacity_kwh, e.efficiency,
-                                 e.phases) for e in self.config.esus]
+        # ESUs per pool: all of them in the one pool, or a third of each three-phase ESU's energy
+        # and power in each phase's pool (pool_per_phase; docs/amm.md)
+        shares = {"": (1.0, None)} if not self.config.pool_per_phase else {
+            p: (1 / 3, p) for p in "abc"}
+        self.books: dict[str, list[StorageUnit]] = {}
+        self.commit_pu: dict[str, float] = {}
+        for label, (share, phase) in shares.items():
+            units = []
+            for e in self.config.esus:
+                name = f"{e.name}.{phase}" if phase else e.name
+                units.append(StorageUnit(name, e.bus.lower(), share * e.capacity_kwh,
+                                         share * e.soc0_pu * e.capacity_kwh, share * e.power_kw,
+                                         share * e.soc_min_pu * e.capacity_kwh, e.efficiency,
+                                         phase or e.phases))
+                self.commit_pu[name] = e.commit_pu
+            self.books[label] = units
         self.rng = np.random.default_rng(self.config.seed)
         self.last_close: float | None = None
         self._query_ids = itertools.count()
 
     # --- one window ------------------------------------------------------------------------
     def on_window(self, ctx: FederateContext, window: int) -> None:
-        pool, opening = self._open_pool()
-        window_market = AmmWindow(
-            pool, self.esus, self.dt_s,
-            approve=(lambda inj: self._ask_grid(ctx, window, inj)) if self.config.approval else None,
-            loss_compensation=self.config.loss_compensation,
-            bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
-            retail=self.config.pool.retail, base_losses_kw=self._committed_losses(ctx))
-        for j, esu in enumerate(self.esus):
-            commit = esu.deliverable_kwh(self.dt_s) * self.config.esus[j].commit_pu
-            if commit <= 1e-9:
-                ctx.log.record(ctx.time_s, window, esu.name, "liquidity_skipped", 0.0, "kWh",
-                               self._substep(ctx))
-                continue
-            status = window_market.add_liquidity(esu.name, commit, opening)
-            for quantity, value in status.items():
-                ctx.log.record(ctx.time_s, window, f"add{j + 1}:{esu.name}", quantity, value, "",
-                               self._substep(ctx))
+        books: dict[str, AmmWindow] = {}
+        base_losses = self._committed_losses(ctx)
+        opening = 0.0
+        for label, esus in self.books.items():
+            pool, opening = self._open_pool()
+            books[label] = AmmWindow(
+                pool, esus, self.dt_s,
+                approve=self._approver(ctx, window, books, label) if self.config.approval else None,
+                loss_compensation=self.config.loss_compensation,
+                bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
+                retail=self.config.pool.retail, base_losses_kw=base_losses)
+            self._add_liquidity(ctx, window, label, books[label], esus, opening)
         results = []
-        if window_market.pool.l_total > 0:
-            for tx in self._intents(ctx, window):
-                result = window_market.transact(tx)
+        for tx in self._intents(ctx, window):
+            for label, part in self._route(tx):
+                book = books[label]
+                if book.pool.l_total <= 0:
+                    continue
+                result = book.transact(part)
+                if result.approved and book.loss_kw is not None:
+                    for other in books.values():  # PLoss_{i−1} is the last approved state
+                        other.loss_kw = book.loss_kw
                 results.append(result)
                 self._log_tx(ctx, window, result)
-        for esu in self.esus:
-            esu.deliver(window_market.es_cont[esu.name])
-            ctx.log.record(ctx.time_s, window, esu.name, "soc_kwh", esu.soc_kwh, "kWh",
-                           self._substep(ctx))
-            ctx.log.record(ctx.time_s, window, esu.name, "es_cont_kwh",
-                           window_market.es_cont[esu.name], "kWh", self._substep(ctx))
-        self.last_close = window_market.pool.price
-        schedule = window_market.schedule()
+        schedule: dict[str, list[float]] = {}
+        for label, book in books.items():
+            for esu in self.books[label]:
+                esu.deliver(book.es_cont[esu.name])
+                ctx.log.record(ctx.time_s, window, esu.name, "soc_kwh", esu.soc_kwh, "kWh",
+                               self._substep(ctx))
+                ctx.log.record(ctx.time_s, window, esu.name, "es_cont_kwh",
+                               book.es_cont[esu.name], "kWh", self._substep(ctx))
+            _merge(schedule, book.schedule())
+        self.last_close = float(np.mean([b.pool.price for b in books.values()]))
         ctx.publish(f"{self.name}/injections", schedule)
         ctx.publish(f"{self.name}/price", self.last_close)
         volume = sum(r.tx.e_kwh - r.utility_kwh for r in results if r.approved)
@@ -84,6 +101,40 @@ class AmmFederate(FederateModel):
                                       ("approved", sum(r.approved for r in results), "count"),
                                       ("rejected", sum(not r.approved for r in results), "count")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
+
+    def _add_liquidity(self, ctx: FederateContext, window: int, label: str, book: AmmWindow,
+                       esus: list[StorageUnit], opening: float) -> None:
+        prefix = f"{label}:" if label else ""
+        for j, esu in enumerate(esus):
+            commit = esu.deliverable_kwh(self.dt_s) * self.commit_pu[esu.name]
+            if commit <= 1e-9:
+                ctx.log.record(ctx.time_s, window, esu.name, "liquidity_skipped", 0.0, "kWh",
+                               self._substep(ctx))
+                continue
+            for quantity, value in book.add_liquidity(esu.name, commit, opening).items():
+                ctx.log.record(ctx.time_s, window, f"{prefix}add{j + 1}:{esu.name}", quantity,
+                               value, "", self._substep(ctx))
+
+    def _approver(self, ctx: FederateContext, window: int, books: dict[str, AmmWindow],
+                  label: str):
+        """Approval for one pool: its provisional state plus every other pool's schedule."""
+        def approve(injections: dict) -> dict:
+            total = {k: list(v) for k, v in injections.items()}
+            for other, book in books.items():
+                if other != label:
+                    _merge(total, book.schedule())
+            return self._ask_grid(ctx, window, total)
+        return approve
+
+    def _route(self, tx: Transaction) -> list[tuple[str, Transaction]]:
+        """One pool: as it is. A pool per phase: a one-phase trade to its phase's pool, a
+        three-phase one split in three equal parts (each decided on its own)."""
+        if not self.config.pool_per_phase:
+            return [("", tx)]
+        if len(tx.phase) == 1:
+            return [(tx.phase, tx)]
+        return [(p, replace(tx, id=f"{tx.id}{p}", phase=p, e_kwh=tx.e_kwh / len(tx.phase)))
+                for p in tx.phase]
 
     def _open_pool(self) -> tuple[Pool, float]:
         """A fresh pool for the window and its opening price ρ_eq (see `PoolConfig.reopen`)."""
@@ -192,3 +243,10 @@ class AmmFederate(FederateModel):
             for p, row in zip("abc", device["alpha"], strict=True):
                 for q, value in enumerate(row):
                     record(t, window, entity, f"alpha_{p}{q + 1}", float(value), "pu", k)
+
+
+def _merge(total: dict[str, list[float]], more: dict[str, list[float]]) -> None:
+    for key, (p, q) in more.items():
+        acc = total.setdefault(key, [0.0, 0.0])
+        acc[0] += p
+        acc[1] += q
