@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from lemcosim.federates.amm.config import AmmConfig
 from lemcosim.federates.auction.config import AuctionConfig
@@ -72,6 +80,11 @@ class NetworkConfig(Strict):
     dss: str | None = None
     regulators: Literal["published", "off", "control"] = "published"
     load_mult: PositiveFloat = 1.0
+
+    @field_validator("regulators", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
 
     @model_validator(mode="after")
     def _one_source(self) -> NetworkConfig:

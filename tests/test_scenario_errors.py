@@ -113,3 +113,11 @@ def test_cli_prints_the_error_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert f"{path.resolve()}:3: key time.window_s: given 'fast'" in proc.stderr
+
+
+def test_a_bare_yaml_off_means_regulators_off(tmp_path):
+    # YAML 1.1 reads `off` as false; the scenario means the regulators' state
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nnetwork: {name: ieee13, regulators: off}\n")
+    scenario, _ = load_scenario(path)
+    assert scenario.network.regulators == "off"
