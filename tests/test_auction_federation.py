@@ -82,3 +82,29 @@ def test_cc_mo_dso_see_no_individual_value(run_dir):
     messages = [json.loads(line) for line in (run_dir / "logs" / "cc_c_up.messages.jsonl")
                 .read_text().splitlines()]
     assert {json.loads(m["text"])["type"] for m in messages} >= {"bids", "aggregate", "settle"}
+
+
+def test_a_cluster_below_k_min_is_refused_and_the_rest_clears(run_dir):
+    # r18 alone holds 3–4 of the 60 households: with k_min = 5 its CC must refuse to aggregate
+    df = run("ch6_cigre_lv_uncongested", run_dir, "--set", "time.windows=2",
+             "--set", "auction.cycle_windows=2", "--set", "auction.keys_per_cycle=1",
+             "--set", "auction.k_min=5",
+             "--set", "auction.clusters.c_end=[r8, r9, r10, r17]",
+             "--set", "auction.clusters.c_tiny=[r18]")
+    tiny = df[(df.federate == "cc_c_tiny") & (df.quantity == "refused")]
+    assert len(tiny) == 2 and tiny.text.str.contains("fewer than k_min = 5").all()
+    cleared = df[(df.federate == "mo") & (df.quantity == "mcp")]
+    assert set(cleared.entity) == {"c_up", "c_mid", "c_end"}  # everyone else still clears
+    pt = df[df.federate == "pt"].pivot_table(index="entity", columns="quantity", values="value")
+    assert np.allclose(pt["bill"], pt["own_record"], atol=1e-9)  # refused members pay 0
+
+
+def test_bad_ciphertexts_are_rejected_by_name_and_the_window_clears(run_dir):
+    df = run("ch6_cigre_lv_uncongested", run_dir, "--set", "time.windows=2",
+             "--set", "auction.cycle_windows=2", "--set", "auction.keys_per_cycle=1",
+             "--set", "auction.faults.malformed=[up0]", "--set", "auction.faults.wrong_key=[up1]")
+    rejected = df[(df.federate == "cc_c_up") & (df.quantity == "bid_rejected")].text
+    assert rejected.str.contains("prosumer up0 buy: ciphertext is not an integer|malformed").any()
+    assert rejected.str.contains("prosumer up1 buy: ciphertext under key").any()
+    cleared = df[(df.federate == "mo") & (df.quantity == "mcp")]
+    assert set(cleared.entity) == {"c_up", "c_mid", "c_end"}

@@ -19,6 +19,14 @@ class DsoConfig(_Strict):
     loss_factor: float = Field(0.0, ge=0, lt=1, description="λ: share of traded energy lost")
 
 
+class FaultConfig(_Strict):
+    """Robustness studies: terminals that send bad ciphertexts (the CC must reject them by name
+    and the window still clear for everyone else)."""
+
+    malformed: list[str] = Field(default_factory=list, description="prosumer ids")
+    wrong_key: list[str] = Field(default_factory=list, description="prosumer ids")
+
+
 class AuctionConfig(_Strict):
     levels: int = Field(10, ge=2, le=64, description="P price levels from fit to retail")
     fit: PositiveFloat = 0.08
@@ -38,6 +46,7 @@ class AuctionConfig(_Strict):
     source: str = Field("prosumers", description="the population whose positions bid")
     network: str | None = Field(None, description="DSO's feeder for PTDFs (default: scenario's)")
     dso: DsoConfig = Field(default_factory=DsoConfig)
+    faults: FaultConfig = Field(default_factory=FaultConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> AuctionConfig:

@@ -309,7 +309,7 @@ class ProsumerTerminals(Role):
             encrypted = []
             for bid in cluster_bids:
                 try:
-                    encrypted.append(encrypt_bid(bid, self.layout, enc).message())
+                    encrypted.append(self._faulty(encrypt_bid(bid, self.layout, enc).message()))
                 except LemcosimError as exc:
                     self.log(ctx, window, bid.prosumer, "bid_refused", str(exc))
             self.send(ctx, cluster, {"type": "bids", "window": window, "bids": encrypted})
@@ -347,6 +347,19 @@ class ProsumerTerminals(Role):
                     self.log(ctx, window, prosumer, "bill", bill, "M")
                     self.log(ctx, window, prosumer, "own_record", self.own_bill[prosumer], "M")
             self.own_bill = defaultdict(float)
+
+    def _faulty(self, message: dict) -> dict:
+        """Apply `auction.faults` (robustness studies) to one bid message."""
+        faults = self.config.faults
+        if message["prosumer"] in faults.malformed:
+            return message | {"buy": "not a ciphertext"}
+        if message["prosumer"] in faults.wrong_key:
+            if not hasattr(self, "_rogue"):
+                self._rogue = Encryptor(generate_key_set(1, self.config.key_bits,
+                                                         self.config.allow_short_keys)[0].public)
+            return message | {"key_id": fingerprint(self._rogue.public),
+                              "buy": str(self._rogue.encrypt(1)), "sell": str(self._rogue.encrypt(1))}
+        return message
 
     def _bid(self, prosumer: str, e_kwh: float) -> Bid:
         """A buyer's quantity falls with price, a seller's rises (elasticity), both ≤ max_qty."""
