@@ -163,7 +163,9 @@ def _auction_plans(scenario: Scenario) -> list[FederatePlan]:
     plans = []
     for role, name in roles.items():
         ftype = f"auction_{role}" if role in ("kg", "mo", "dso", "pt") else "auction_cc"
-        params = {"auction": config, "roles": roles, "network": network}
+        # the key schedule's seed reaches the PTs and KG only (docs/privacy.md)
+        visible = config if role in ("kg", "pt") else config | {"key_seed": 0}
+        params = {"auction": visible, "roles": roles, "network": network}
         if ftype == "auction_cc":
             params["cluster"] = role
         plan = _typed_plan(name, ftype, section.external, params)

@@ -108,3 +108,13 @@ def test_bad_ciphertexts_are_rejected_by_name_and_the_window_clears(run_dir):
     assert rejected.str.contains("prosumer up1 buy: ciphertext under key").any()
     cleared = df[(df.federate == "mo") & (df.quantity == "mcp")]
     assert set(cleared.entity) == {"c_up", "c_mid", "c_end"}
+
+
+def test_only_pt_and_kg_know_the_key_schedule_seed(tmp_path):
+    out = tmp_path / "composed"
+    proc = lemcosim("compose", "ch6_cigre_lv_congested", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("kg", "pt", "mo", "dso", "cc_c_up"):
+        config = json.loads((out / "federates" / f"{name}.json").read_text())
+        seed = config["lemcosim"]["params"]["auction"]["key_seed"]
+        assert (seed == 2026) == (name in ("kg", "pt")), name
