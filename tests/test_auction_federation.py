@@ -118,3 +118,15 @@ def test_only_pt_and_kg_know_the_key_schedule_seed(tmp_path):
         config = json.loads((out / "federates" / f"{name}.json").read_text())
         seed = config["lemcosim"]["params"]["auction"]["key_seed"]
         assert (seed == 2026) == (name in ("kg", "pt")), name
+
+
+def test_kg_detects_a_terminal_that_misreports_its_cleared_energy(run_dir):
+    df = run("ch6_cigre_lv_uncongested", run_dir, "--set", "time.windows=2",
+             "--set", "auction.cycle_windows=2", "--set", "auction.keys_per_cycle=1",
+             "--set", "auction.faults.misreport=[up0]")
+    flagged = df[(df.federate == "kg") & (df.quantity == "settlement_mismatch")]
+    assert set(flagged.entity) == {"c_up"}  # only up0's cluster, from aggregates alone
+    assert flagged.text.str.contains("PTs reported").all()
+    honest = run("ch6_cigre_lv_uncongested", run_dir.parent / "honest", "--set", "time.windows=2",
+                 "--set", "auction.cycle_windows=2", "--set", "auction.keys_per_cycle=1")
+    assert honest[(honest.federate == "kg") & (honest.quantity == "settlement_mismatch")].empty

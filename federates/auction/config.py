@@ -25,6 +25,8 @@ class FaultConfig(_Strict):
 
     malformed: list[str] = Field(default_factory=list, description="prosumer ids")
     wrong_key: list[str] = Field(default_factory=list, description="prosumer ids")
+    misreport: list[str] = Field(default_factory=list, description="prosumer ids that report half "
+                                 "their cleared quantities in the settlement")
 
 
 class AuctionConfig(_Strict):

@@ -115,14 +115,18 @@ class KeyGenerator(Role):
             self.log(ctx, window, "keys", "issued", float(len(keys)), "count")
         self.at(ctx, window, 3)
         curves = {}
+        slots: dict[str, dict[str, np.ndarray]] = {}
         for agg in self.take("aggregate"):
             pair = self.by_id[agg["key_id"]]
-            curves[agg["cluster"]] = {
-                side: (self.layout.unpack(pair.private.raw_decrypt(int(agg[side]))).astype(float)
-                       / QTY_SCALE).tolist() for side in ("buy", "sell")}
+            slots[agg["cluster"]] = {side: self.layout.unpack(pair.private.raw_decrypt(int(agg[side])))
+                                     for side in ("buy", "sell")}
+            curves[agg["cluster"]] = {side: (units.astype(float) / QTY_SCALE).tolist()
+                                      for side, units in slots[agg["cluster"]].items()}
         self.send(ctx, "mo", {"type": "curves", "window": window, "curves": curves})
+        self.at(ctx, window, 9)
+        for check in self.take("cleared_sum"):
+            self._check_settlement(ctx, window, check, slots)
         if position == self.config.cycle_windows - 1 or window == ctx.clock.windows - 1:
-            self.at(ctx, window, 9)
             bills: dict[str, float] = defaultdict(float)
             for message in self.take("cycle_sums"):
                 for entry in message["sums"]:
@@ -132,6 +136,23 @@ class KeyGenerator(Role):
                     bills[entry["prosumer"]] += units / (QTY_SCALE * 10_000 * FACTOR_SCALE)
             self.send(ctx, "pt", {"type": "bills", "cycle": cycle, "bills": bills})
             self.log(ctx, window, "bills", "sent", float(len(bills)), "count")
+
+
+    def _check_settlement(self, ctx: FederateContext, window: int, check: dict,
+                          slots: dict[str, dict[str, np.ndarray]]) -> None:
+        """Σ_i b_i(MCP) and Σ_i s_i(MCP) the PTs reported in the settlement must equal slot MCP
+        of the aggregate curves: a PT that misreports shows up as its cluster's mismatch."""
+        cluster, level = check["cluster"], int(check["level"])
+        if cluster not in slots or level < 0:
+            return
+        pair = self.by_id[check["key_id"]]
+        for side, key in (("buy", "b"), ("sell", "s")):
+            reported = decrypt_signed(pair, int(check[key]))
+            expected = int(slots[cluster][side][level])
+            if reported != expected:
+                self.log(ctx, window, cluster, "settlement_mismatch",
+                         f"{side}: PTs reported {reported / QTY_SCALE:g} kWh at the cleared level, "
+                         f"the aggregate bid holds {expected / QTY_SCALE:g} kWh")
 
 
 class ClusterCoordinator(Role):
@@ -147,6 +168,7 @@ class ClusterCoordinator(Role):
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         self.receive(ctx)
+        self.aggregated: set[str] = set()
         for message in self.take("keys"):
             self.keys = {k["id"]: public_key(k["n"]) for k in message["keys"]}
         bids = [EncryptedBid(b["prosumer"], b["key_id"], _int(b["buy"]), _int(b["sell"]))
@@ -158,6 +180,7 @@ class ClusterCoordinator(Role):
                                 self.config.k_min)
                 self.send(ctx, "kg", {"type": "aggregate", "cluster": self.cluster,
                                       "key_id": key_id, "buy": str(agg.buy), "sell": str(agg.sell)})
+                self.aggregated = set(agg.members)
                 self.log(ctx, window, self.cluster, "bids_aggregated", float(len(agg.members)),
                          "count")
                 for _prosumer, reason in agg.rejected:  # the reason names the prosumer
@@ -170,11 +193,18 @@ class ClusterCoordinator(Role):
         result = next((m for m in self.take("result")), None)
         cleared = (result or {}).get("clusters", {}).get(self.cluster)
         cycle, position = self.cycle_of(window)
+        cleared_sum: dict[str, int] = {}
+        check_key = None
         for message in self.take("settle"):
             for entry in message["entries"]:
                 public = self.keys.get(entry["key_id"])
                 if public is None:
                     continue
+                if entry["prosumer"] in self.aggregated:  # for KG's consistency check
+                    check_key = entry["key_id"]
+                    for q in ("b", "s"):
+                        cleared_sum[q] = (add(public, cleared_sum[q], _int(entry[q]))
+                                          if q in cleared_sum else _int(entry[q]))
                 mcp = cleared["mcp"] if cleared else 0.0
                 cost = masked_amount(public, _int(entry["b"]), mcp,
                                      cleared["bcfl"] if cleared else 0.0, _int(entry["mb"]))
@@ -186,6 +216,10 @@ class ClusterCoordinator(Role):
                                       add(public, self.sums[key][1], revenue)]
                 else:
                     self.sums[key] = [cost, revenue]
+        if cleared and check_key is not None:
+            self.send(ctx, "kg", {"type": "cleared_sum", "cluster": self.cluster,
+                                  "key_id": check_key, "level": cleared["level"],
+                                  "b": str(cleared_sum["b"]), "s": str(cleared_sum["s"])})
         if position == self.config.cycle_windows - 1 or window == ctx.clock.windows - 1:
             sums = [{"prosumer": p, "key_id": k, "cost": str(c), "revenue": str(r)}
                     for (p, k), (c, r) in self.sums.items()]
@@ -328,6 +362,8 @@ class ProsumerTerminals(Role):
                 level = cleared["level"] if cleared else -1
                 b = bid.buy[level] if level >= 0 else 0.0
                 s = bid.sell[level] if level >= 0 else 0.0
+                if bid.prosumer in self.config.faults.misreport:
+                    b, s = b / 2, s / 2  # a terminal that understates its cleared energy
                 mask_cost, mask_rev = (m[position] for m in self.masks[bid.prosumer])
                 entries[cluster].append({
                     "prosumer": bid.prosumer, "key_id": fingerprint(key),
