@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.tidylog import COLUMNS
-from lemcosim.runner.errors import LemcosimError
 
 
 def load_run(run_dir: str | Path) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.networks.model import (
     Capacitor,
     Line,
@@ -20,7 +21,6 @@ from lemcosim.networks.model import (
     Source,
     Transformer,
 )
-from lemcosim.runner.errors import LemcosimError
 
 SHIPPED_DIR = Path(__file__).resolve().parent
 TABLES: dict[str, type[BaseModel]] = {

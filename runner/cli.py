@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.cli import add_powerflow_parser, run_powerflow
-from lemcosim.runner.errors import LemcosimError
 
 console = Console(stderr=True, soft_wrap=True)
 

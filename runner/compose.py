@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.interfaces import interfaces_of
-from lemcosim.runner.errors import LemcosimError
 from lemcosim.runner.schema import Scenario
 from lemcosim.runner.sources import ScenarioError
 

@@ -1,9 +1,5 @@
-"""Error types shared by every part of lemcosim.
+"""Compatibility re-export: the error types live in `lemcosim.federates.common.errors`."""
 
-A `LemcosimError` is a user-facing mistake (bad config, unknown bus, infeasible bid...): the CLI prints
-its message without a traceback and exits non-zero.
-"""
+from lemcosim.federates.common.errors import LemcosimError
 
-
-class LemcosimError(Exception):
-    """Base of every error that is the user's to fix; the message names the file, key or entity."""
+__all__ = ["LemcosimError"]

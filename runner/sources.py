@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 KeyPath = tuple[str | int, ...]
 

@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.config import PopulationConfig
 from lemcosim.federates.prosumers.population import Population, build_members
 from lemcosim.federates.prosumers.profiles import (
@@ -16,7 +17,6 @@ from lemcosim.federates.prosumers.profiles import (
     residential_shape,
     resolve_profile,
 )
-from lemcosim.runner.errors import LemcosimError
 
 JUNE_21 = datetime(2026, 6, 21)
 

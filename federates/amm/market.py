@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lemcosim.federates.amm.pool import Pool, PoolError, Side, Swap
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 Approver = Callable[[dict[str, list[float]]], dict[str, Any]]
 BoundPolicy = Literal["reject", "utility"]

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 Side = Literal["buy", "sell"]
 _EPS = 1e-12

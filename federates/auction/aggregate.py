@@ -9,7 +9,7 @@ from phe import paillier
 from lemcosim.federates.auction.bids import EncryptedBid
 from lemcosim.federates.auction.codec import SlotLayout
 from lemcosim.federates.auction.keys import CiphertextError, add, check
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 K_MIN = 3
 

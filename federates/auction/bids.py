@@ -8,7 +8,7 @@ import numpy as np
 
 from lemcosim.federates.auction.codec import SlotLayout, encode_qty
 from lemcosim.federates.auction.keys import Encryptor, fingerprint
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 
 class BidError(LemcosimError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 QTY_SCALE = 1000  # per kWh: 1 Wh
 PRICE_SCALE = 10_000  # per M/kWh: 1e-4 M/kWh

@@ -37,7 +37,7 @@ from lemcosim.federates.auction.settlement import (
     zero_sum_masks,
 )
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 MASK_BOUND = 10**15
 

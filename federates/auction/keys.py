@@ -16,7 +16,7 @@ import gmpy2
 import numpy as np
 from phe import paillier
 
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 DEFAULT_KEY_BITS = 2048
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from lemcosim.federates.common.clock import WindowClock
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.tidylog import TidyLog
-from lemcosim.runner.errors import LemcosimError
 
 _TIME_EPS_S = 1e-7
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.clock import MARKET_SUBSTEP
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.fsvr_controller.correction import correct
 from lemcosim.federates.fsvr_controller.optimise import (
@@ -29,7 +30,6 @@ from lemcosim.federates.fsvr_controller.optimise import (
 from lemcosim.federates.fsvr_controller.study import run_study
 from lemcosim.federates.grid.devices import DeviceSetting
 from lemcosim.federates.grid.vuf import vuf_pct
-from lemcosim.runner.errors import LemcosimError
 
 
 class FsvrControllerFederate(FederateModel):

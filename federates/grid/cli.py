@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 
 def add_powerflow_parser(sub) -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 Kind = Literal["svr", "fsvr", "upfc"]
 SVR_STEP = 0.00625  # 5/8 % per step

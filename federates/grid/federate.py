@@ -16,8 +16,8 @@ from typing import Any
 
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.clock import GRID_SUBSTEP
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.service import GridService
-from lemcosim.runner.errors import LemcosimError
 
 
 class GridFederate(FederateModel):

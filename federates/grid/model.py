@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.devices import (
     DeviceError,
     DeviceSetting,
@@ -33,7 +34,6 @@ from lemcosim.networks.builder import (
 from lemcosim.networks.loader import NetworkError, load_network
 from lemcosim.networks.model import Network
 from lemcosim.networks.results import NodeIndex, node_phasors
-from lemcosim.runner.errors import LemcosimError
 
 DEVICE_BUS = "dev"
 _INJ_PREFIX = "inj_"

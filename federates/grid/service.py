@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.devices import DeviceError, setting_from_json
 from lemcosim.federates.grid.model import GridError, GridModel, Limits, PowerFlow
-from lemcosim.runner.errors import LemcosimError
 
 
 @dataclass

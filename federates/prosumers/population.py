@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.config import GroupConfig, PopulationConfig, StorageConfig
 from lemcosim.federates.prosumers.profiles import (
     CloudProcess,
@@ -24,7 +25,6 @@ from lemcosim.federates.prosumers.profiles import (
     residential_shape,
     resolve_profile,
 )
-from lemcosim.runner.errors import LemcosimError
 
 PHASES = ("a", "b", "c")
 _MAX_SHIFT_MIN = 45.0  # members of the residential generator peak within ±45 min of each other

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "profiles"
 MINUTES_PER_DAY = 1440.0
