@@ -1,4 +1,12 @@
-from lemcosim.federates.auction.federate import make_role
+from lemcosim.federates.auction.cc import ClusterCoordinator
+from lemcosim.federates.auction.dso import SystemOperator
+from lemcosim.federates.auction.kg import KeyGenerator
+from lemcosim.federates.auction.mo import MarketOperator
+from lemcosim.federates.auction.pt import ProsumerTerminals
 from lemcosim.federates.common.app import main
 
-main(make_role)
+ROLES = {"auction_kg": KeyGenerator, "auction_cc": ClusterCoordinator,
+         "auction_mo": MarketOperator, "auction_dso": SystemOperator,
+         "auction_pt": ProsumerTerminals}
+
+main(lambda settings: ROLES[settings.type](settings))

@@ -1,0 +1,88 @@
+"""What every auction role shares: config, slot layout, one message endpoint `{name}/msg`, and the
+timed sub-steps of a window.
+
+Window w, sub-step k (δ each): 0 prosumers publish positions (KG sends a new cycle's public keys);
+1 PT: encrypted bids → CCs; 2 CC: homomorphic aggregates → KG; 3 KG: decrypted aggregate curves →
+MO; 4 MO: joint clearing, curves → DSO; 5 DSO: PTDF check, price areas → MO; 6 MO: results → CCs,
+PT; 7 PT: encrypted cleared quantities and zero-sum masks → CCs; 8 CC: masked costs and revenues,
+summed per key; at a billing cycle's last window the sums → KG; 9 KG: bills → PT; 10 PT logs them.
+One module per role (kg, pt, cc, mo, dso); what each may learn is in docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+from phe import paillier
+
+from lemcosim.federates.auction.bids import price_levels
+from lemcosim.federates.auction.codec import SlotLayout
+from lemcosim.federates.auction.config import AuctionConfig
+from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
+
+
+class Role(FederateModel):
+    """Common plumbing: config, layout, one endpoint `{name}/msg`, timed steps in a window."""
+
+    def __init__(self, settings: FederateSettings) -> None:
+        self.name = settings.name
+        self.config = AuctionConfig.model_validate(settings.params["auction"])
+        self.names: dict[str, str] = settings.params["roles"]  # role → federate name
+        self.layout = SlotLayout(self.config.levels, self.config.max_qty_kwh,
+                                 max_cluster=self_max_cluster(settings),
+                                 key_bits=self.config.key_bits)
+        self.prices = price_levels(self.config.fit, self.config.retail, self.config.levels)
+        self.inbox: list[dict] = []
+        self.audit = (settings.run_dir / "logs" / f"{self.name}.messages.jsonl"
+                      if self.config.audit_messages else None)
+
+    def at(self, ctx: FederateContext, window: int, substep: int) -> None:
+        ctx.advance_to(ctx.clock.time_of(window, substep))
+        self.receive(ctx)
+
+    def receive(self, ctx: FederateContext) -> None:
+        for source, text, _ in ctx.receive(f"{self.name}/msg"):
+            self._write_audit("in", source, text)
+            self.inbox.append(json.loads(text))
+
+    def _write_audit(self, direction: str, peer: str, text: str) -> None:
+        if self.audit is not None:
+            with open(self.audit, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"dir": direction, "peer": peer, "text": text}) + "\n")
+
+    def take(self, kind: str) -> list[dict]:
+        found = [m for m in self.inbox if m.get("type") == kind]
+        self.inbox = [m for m in self.inbox if m.get("type") != kind]
+        return found
+
+    def send(self, ctx: FederateContext, role_or_name: str, message: dict) -> None:
+        target = self.names.get(role_or_name, role_or_name)
+        text = json.dumps(message)
+        self._write_audit("out", target, text)
+        ctx.send(f"{self.name}/msg", f"{target}/msg", text)
+
+    def cycle_of(self, window: int) -> tuple[int, int]:
+        return divmod(window, self.config.cycle_windows)
+
+    def log(self, ctx: FederateContext, window: int, entity: str, quantity: str, value, unit=""):
+        ctx.log.record(ctx.time_s, window, entity, quantity, value, unit,
+                       ctx.clock.substep_of(ctx.time_s))
+
+
+def self_max_cluster(settings: FederateSettings) -> int:
+    return int(settings.params["auction"].get("max_cluster", 1000))
+
+
+def public_key(n: str) -> paillier.PaillierPublicKey:
+    return paillier.PaillierPublicKey(int(n))
+
+
+def parse_int(text: str | int) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return -1  # a malformed ciphertext: the aggregation rejects it with its reason
+
+
+def majority(ids: list[str]) -> str | None:
+    return max(set(ids), key=ids.count) if ids else None
