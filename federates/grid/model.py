@@ -22,6 +22,7 @@ from lemcosim.federates.grid.devices import (
     device_commands,
     magnitude_edits,
 )
+from lemcosim.federates.grid.plausibility import collapse_reason
 from lemcosim.federates.grid.vuf import vuf_pct
 from lemcosim.networks.builder import (
     RegulatorMode,
@@ -149,6 +150,14 @@ class PowerFlow:
         }
 
 
+def _load_kws():
+    loads = dss().Loads
+    i = loads.First()
+    while i > 0:
+        yield loads.kW()
+        i = loads.Next()
+
+
 def _finite(x: float) -> float | None:
     return None if not np.isfinite(x) else round(float(x), 6)
 
@@ -183,6 +192,7 @@ class GridModel:
         # a tight tolerance makes a re-solve from another starting point land on the same state
         run(["set tolerance=1e-8"], self.ref)
         self._node_kv_ln = bus_bases_kv_ln()
+        self._load_kw_nominal = sum(_load_kws())  # before any injection element exists
         if self.device is not None:
             self._install_device(self.device)
         self.index = NodeIndex.of_active_circuit()
@@ -344,6 +354,13 @@ class GridModel:
         if not np.all(np.isfinite(v)):
             return PowerFlow(False, reason="power flow gave non-finite voltages")
         losses = engine.Circuit.Losses()
+        generated_kw = sum(p for p, _ in self.injections.values() if p > 0)
+        served_kw = -engine.Circuit.TotalPower()[0] - losses[0] / 1000.0 + generated_kw
+        demand_kw = self._load_kw_nominal * self.load_mult + sum(
+            -p for p, _ in self.injections.values() if p < 0)
+        collapsed = collapse_reason(float(np.abs(v).min()), losses[0] / 1000.0, served_kw, demand_kw)
+        if collapsed:
+            return PowerFlow(False, reason=collapsed)
         buses, groups = self._vuf_groups
         vuf = vuf_pct(v[groups]) if len(groups) else np.zeros(0)
         loading = np.asarray(engine.PDElements.AllPctNorm(False), float)[self._line_mask]
