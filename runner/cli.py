@@ -46,7 +46,11 @@ def _compose(args: argparse.Namespace, out: Path):
     from lemcosim.runner.validate import load_scenario
 
     scenario, _ = load_scenario(args.scenario, args.overrides)
-    comp = compose(scenario, scenario.model_dump(mode="json"), out, port=getattr(args, "port", None))
+    comp = compose(scenario, scenario.model_dump(mode="json"), out, port=getattr(args, "port", None),
+                   host=getattr(args, "host", None))
+    if scenario.hosts and getattr(args, "host", None) is None and args.command == "run":
+        raise LemcosimError(f"{scenario.name!r} runs on hosts {', '.join(scenario.hosts)}: launch each "
+                            "host's part with `lemcosim run ... --host NAME` on that host")
     return scenario, comp
 
 
@@ -55,7 +59,11 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
     scenario, comp = _compose(args, Path(args.out))
     print(f"composed {len(comp.plans)} federates of {scenario.name!r} into {comp.run_dir}")
-    print(f"launch with: helics run --path {comp.runner_path}")
+    if scenario.hosts:
+        for host in scenario.hosts:
+            print(f"host {host}: helics run --path {comp.run_dir / f'runner_{host}.json'}")
+    else:
+        print(f"launch with: helics run --path {comp.runner_path}")
     for line in external_instructions(comp):
         print(line)
     return 0
@@ -125,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default runs/NAME-TIMESTAMP)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--analyze", action="store_true", help="run `lemcosim analyze` after the run")
+    p.add_argument("--host", default=None,
+                   help="multi-host scenario: launch only this host's brokers and federates")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("analyze", help="tables (CSV, Markdown), plots (PNG) and a report of a run")

@@ -18,6 +18,7 @@ import yaml
 
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.interfaces import interfaces_of
+from lemcosim.runner.hosts import broker_commands, host_parts
 from lemcosim.runner.schema import Scenario
 from lemcosim.runner.sources import ScenarioError
 
@@ -221,17 +222,22 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def core_init(scenario: Scenario, port: int) -> str:
-    return (f"--federates=1 --broker_address=tcp://127.0.0.1:{port} "
-            f"--local_interface=127.0.0.1 --timeout={int(scenario.helics.external_timeout_s)}s")
+def core_init(scenario: Scenario, port: int, address: str = "127.0.0.1") -> str:
+    return (f"--federates=1 --broker_address=tcp://{address}:{port} "
+            f"--local_interface={address} --timeout={int(scenario.helics.external_timeout_s)}s")
+
+
+def broker_flags(scenario: Scenario) -> str:
+    """Flags every broker of the run shares: core type, log level and the run's time limits."""
+    h = scenario.helics
+    return (f"--coretype={h.core_type} --loglevel={h.log_level} "
+            f"--maxcosimduration={int(h.timeout_s)}s --terminate_on_error "
+            f"--timeout={int(h.external_timeout_s)}s")
 
 
 def broker_command(scenario: Scenario, n_federates: int, port: int, helics_bin: str) -> str:
-    h = scenario.helics
-    return (f"{shlex.quote(helics_bin)} -f {n_federates} --coretype={h.core_type} --port={port} "
-            f"--local_interface=127.0.0.1 --loglevel={h.log_level} "
-            f"--maxcosimduration={int(h.timeout_s)}s --terminate_on_error "
-            f"--timeout={int(h.external_timeout_s)}s")
+    return (f"{shlex.quote(helics_bin)} -f {n_federates} --port={port} "
+            f"--local_interface=127.0.0.1 {broker_flags(scenario)}")
 
 
 @dataclass
@@ -243,6 +249,11 @@ class Composition:
     runner_path: Path
     broker_exec: str
     commands: dict[str, str]
+    # brokers started before `broker_exec` (the root broker of a multi-host run's root host)
+    extra_brokers: list[tuple[str, str]] = field(default_factory=list)
+
+    def brokers(self) -> list[tuple[str, str]]:
+        return [*self.extra_brokers, ("broker", self.broker_exec)]
 
 
 def compose(
@@ -251,45 +262,76 @@ def compose(
     out_dir: Path,
     port: int | None = None,
     python: str | None = None,
+    host: str | None = None,
 ) -> Composition:
-    """Write the run folder: HELICS configs, runner.json, resolved scenario, versions."""
+    """Write the run folder: HELICS configs, runner file(s), resolved scenario, versions.
+
+    A multi-host scenario gets one `runner_<host>.json` per host; the returned composition is
+    `host`'s part (default: the root host's).
+    """
     out_dir = out_dir.resolve()
     (out_dir / "federates").mkdir(parents=True, exist_ok=True)
     (out_dir / "logs").mkdir(exist_ok=True)
-    port = port or scenario.helics.broker_port or free_port()
     python = python or sys.executable
     plans = plan_federates(scenario)
+    parts = (host_parts(scenario.hosts, scenario.helics.broker_port, [p.name for p in plans])
+             if scenario.hosts else {})
+    if host is not None and host not in parts:
+        raise LemcosimError(f"--host {host!r}: the scenario's hosts are "
+                            f"{', '.join(parts) or '(none: it runs on one host)'}")
+    port = scenario.helics.broker_port if parts else port or scenario.helics.broker_port or free_port()
+    host_of = {fed: part for part in parts.values() for fed in part.federates}
     configs: dict[str, Path] = {}
     commands: dict[str, str] = {}
     for plan in plans:
         path = out_dir / "federates" / f"{plan.name}.json"
-        path.write_text(json.dumps(_helics_config(scenario, plan, out_dir, port), indent=2))
+        part = host_of.get(plan.name)
+        address, fed_port = (part.address, part.port) if part else ("127.0.0.1", port)
+        path.write_text(json.dumps(_helics_config(scenario, plan, out_dir, fed_port, address), indent=2))
         configs[plan.name] = path
         if not plan.external:
             commands[plan.name] = plan.command(path, python)
     helics_bin = str(Path(python).parent / "helics_broker")
     if not Path(helics_bin).exists():
         helics_bin = "helics_broker"
-    broker_exec = broker_command(scenario, len(plans), port, helics_bin)
-    runner = {
-        "name": scenario.name,
-        "federates": [{"name": "broker", "directory": str(out_dir), "host": "localhost",
-                       "exec": broker_exec}]
-        + [{"name": p.name, "directory": str(out_dir), "host": "localhost",
-            "exec": commands[p.name]} for p in plans if not p.external],
-    }
-    runner_path = out_dir / "runner.json"
-    runner_path.write_text(json.dumps(runner, indent=2))
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
-    return Composition(out_dir, port, plans, configs, runner_path, broker_exec, commands)
+    if not parts:
+        broker_exec = broker_command(scenario, len(plans), port, helics_bin)
+        runner_path = _write_runner(out_dir / "runner.json", scenario.name, out_dir,
+                                    [("broker", broker_exec)], plans, commands)
+        return Composition(out_dir, port, plans, configs, runner_path, broker_exec, commands)
+    chosen = None
+    for part in parts.values():
+        brokers = broker_commands(part, parts, port, broker_flags(scenario), helics_bin)
+        local = [p for p in plans if p.name in part.federates]
+        path = _write_runner(out_dir / f"runner_{part.name}.json", f"{scenario.name}@{part.name}",
+                             out_dir, brokers, local, commands)
+        if part.name == host or (host is None and part.root):
+            chosen = Composition(out_dir, part.port, local, configs, path, brokers[-1][1],
+                                 {p.name: commands[p.name] for p in local if not p.external},
+                                 brokers[:-1])
+    assert chosen is not None
+    return chosen
 
 
-def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: int) -> dict:
+def _write_runner(path: Path, name: str, run_dir: Path, brokers: list[tuple[str, str]],
+                  plans: list[FederatePlan], commands: dict[str, str]) -> Path:
+    """A runner file that `helics run --path` launches as it is."""
+    entries = [{"name": b, "directory": str(run_dir), "host": "localhost", "exec": cmd}
+               for b, cmd in brokers]
+    entries += [{"name": p.name, "directory": str(run_dir), "host": "localhost",
+                 "exec": commands[p.name]} for p in plans if not p.external]
+    path.write_text(json.dumps({"name": name, "federates": entries}, indent=2))
+    return path
+
+
+def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: int,
+                   address: str = "127.0.0.1") -> dict:
     return {
         "name": plan.name,
         "coreType": scenario.helics.core_type,
-        "coreInitString": core_init(scenario, port),
+        "coreInitString": core_init(scenario, port, address),
         "uninterruptible": not (plan.interruptible if plan.interruptible is not None
                                 else plan.type in INTERRUPTIBLE),
         "terminate_on_error": True,

@@ -113,7 +113,8 @@ def run_federation(
     windows = scenario.windows
     started = time.monotonic()
     try:
-        children.append(_start("broker", comp.broker_exec, comp.run_dir))
+        for name, command in comp.brokers():
+            children.append(_start(name, command, comp.run_dir))
         for plan in internal:
             children.append(_start(plan.name, comp.commands[plan.name], comp.run_dir))
         (comp.run_dir / "logs" / "pids.json").write_text(
@@ -160,7 +161,7 @@ def _watch(comp, scenario, children, internal, externals, progress, task, starte
                               f"{scenario.helics.external_timeout_s:.0f} s; still waiting for: "
                               f"{', '.join(waiting)}", waiting[0] if waiting else None)
         if elapsed > timeout_s:
-            slow = [c.name for c in children if c.proc.poll() is None and c.name != "broker"]
+            slow = [c.name for c in children if c.proc.poll() is None and not c.name.startswith("broker")]
             return RunOutcome(False, f"federation exceeded helics.timeout_s = "
                               f"{scenario.helics.timeout_s:.0f} s; still running: {', '.join(slow)}",
                               slow[0] if slow else None)

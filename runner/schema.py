@@ -24,6 +24,7 @@ from lemcosim.federates.amm.config import AmmConfig
 from lemcosim.federates.auction.config import AuctionConfig
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.prosumers.config import PopulationConfig
+from lemcosim.runner.hosts import HostConfig
 
 
 class Strict(BaseModel):
@@ -185,6 +186,8 @@ class Scenario(Strict):
     auction: AuctionSection | None = None
     recorder: RecorderSection | None = None
     custom: dict[str, CustomFederateSection] = Field(default_factory=dict)
+    hosts: dict[str, HostConfig] = Field(
+        default_factory=dict, description="multi-host run: host name -> address and federates")
 
     @model_validator(mode="after")
     def _grid_needs_network(self) -> Scenario:
