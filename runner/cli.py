@@ -46,11 +46,11 @@ def _compose(args: argparse.Namespace, out: Path):
     from lemcosim.runner.validate import load_scenario
 
     scenario, _ = load_scenario(args.scenario, args.overrides)
-    comp = compose(scenario, scenario.model_dump(mode="json"), out, port=getattr(args, "port", None),
-                   host=getattr(args, "host", None))
     if scenario.hosts and getattr(args, "host", None) is None and args.command == "run":
         raise LemcosimError(f"{scenario.name!r} runs on hosts {', '.join(scenario.hosts)}: launch each "
                             "host's part with `lemcosim run ... --host NAME` on that host")
+    comp = compose(scenario, scenario.model_dump(mode="json"), out, port=getattr(args, "port", None),
+                   host=getattr(args, "host", None))
     return scenario, comp
 
 
