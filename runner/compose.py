@@ -102,8 +102,10 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
             )
         )
     if scenario.recorder is not None and scenario.recorder.enabled:
+        # by default only what no federate of ours logs itself: custom and external publications
         keys = scenario.recorder.subscribe or [
-            p["key"] for plan in plans for p in plan.publications
+            p["key"] for plan in plans if plan.type == "custom" or plan.external
+            for p in plan.publications
         ]
         known = {p["key"] for plan in plans for p in plan.publications}
         plan = FederatePlan("recorder", "recorder", scenario.recorder.external,

@@ -154,7 +154,8 @@ class GridSection(FederateSection):
 class RecorderSection(FederateSection):
     subscribe: list[str] = Field(
         default_factory=list,
-        description="publication keys to log; empty: every publication of the scenario's federates",
+        description="publication keys to log; empty: the publications of custom and external "
+        "federates (lemcosim's own federates log what they publish themselves)",
     )
 
 

@@ -31,7 +31,7 @@ def test_prosumers_feed_the_grid_which_answers_queries(tmp_path, run_dir):
           client:
             exec: "{sys.executable} {CLIENT} {{config}} {answers}"
             endpoints: [client/ep]
-        recorder: {{}}
+        recorder: {{subscribe: [grid/losses_kw]}}
         """)
     proc = lemcosim("run", str(scenario), "--out", str(run_dir), "--no-progress")
     assert proc.returncode == 0, proc.stderr
