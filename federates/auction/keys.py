@@ -1,21 +1,26 @@
 """Paillier key sets per billing cycle, the window→key schedule, and precomputed obfuscators.
 
 Keys come from `phe` (g = 𝒩 + 1). Encryption here is the raw Paillier map with an obfuscator
-r^𝒩 mod 𝒩² precomputed ahead of the window (gmpy2), so the online cost of a ciphertext is one
-modular multiplication: Enc(m) = (1 + m·𝒩)·r^𝒩 mod 𝒩². Negative integers are encoded mod 𝒩 and
-decoded from the upper half of [0, 𝒩).
+ρ (an 𝒩-th residue, obfuscation.py) precomputed ahead of the window, so the online cost of a
+ciphertext is one modular multiplication: Enc(m) = (1 + m·𝒩)·ρ mod 𝒩². Negative integers are
+encoded mod 𝒩 and decoded from the upper half of [0, 𝒩).
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass, field
 
 import gmpy2
 import numpy as np
 from phe import paillier
 
+from lemcosim.federates.auction.obfuscation import (
+    Batch,
+    ObfuscatorBase,
+    ObfuscatorPool,
+    compute,
+)
 from lemcosim.federates.common.errors import LemcosimError
 
 DEFAULT_KEY_BITS = 2048
@@ -65,10 +70,16 @@ def key_schedule(windows: int, n_keys: int, seed: int) -> list[int]:
 
 @dataclass
 class Encryptor:
-    """Raw Paillier encryption under one public key with precomputed obfuscators."""
+    """Raw Paillier encryption under one public key with obfuscators computed ahead of time in
+    the Damgård–Jurik–Nielsen short-exponent form (obfuscation.py), here or in worker processes."""
 
     public: paillier.PaillierPublicKey
-    _pool: list = field(default_factory=list)
+    base: ObfuscatorBase = field(init=False)
+    _ready: list = field(default_factory=list)
+    _pending: list[Batch] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.base = ObfuscatorBase.fresh(self.public.n)
 
     @property
     def n(self) -> gmpy2.mpz:
@@ -79,17 +90,21 @@ class Encryptor:
         return gmpy2.mpz(self.public.nsquare)
 
     def precompute(self, count: int) -> None:
-        """r^𝒩 mod 𝒩² for `count` fresh random r (the offline part of encryption)."""
-        n, n2 = self.n, self.nsquare
-        for _ in range(count):
-            r = gmpy2.mpz(secrets.randbelow(int(n) - 1) + 1)
-            self._pool.append(gmpy2.powmod(r, n, n2))
+        """`count` obfuscators now, in this process (the offline part of encryption)."""
+        self._ready.extend(compute(self.base, count))
+
+    def prefetch(self, count: int, pool: ObfuscatorPool) -> Batch:
+        """`count` obfuscators in the background; encryption takes them once they are needed."""
+        batch = pool.submit(self.base, count)
+        self._pending.append(batch)
+        return batch
 
     def encrypt(self, m: int) -> int:
-        if not self._pool:
-            self.precompute(1)
+        if not self._ready:
+            self._ready.extend(self._pending.pop(0).result() if self._pending
+                               else compute(self.base, 1))
         n, n2 = self.n, self.nsquare
-        return int(((1 + (gmpy2.mpz(m) % n) * n) * self._pool.pop()) % n2)
+        return int(((1 + (gmpy2.mpz(m) % n) * n) * self._ready.pop()) % n2)
 
 
 def add(public: paillier.PaillierPublicKey, *ciphertexts: int) -> int:
