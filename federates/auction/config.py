@@ -40,6 +40,11 @@ class AuctionConfig(_Strict):
     key_seed: int = Field(0, description="the PTs' and KG's shared secret for the key schedule")
     k_min: int = Field(3, ge=2)
     max_cluster: int = Field(1000, ge=2, description="largest cluster: sets the slot headroom")
+    terminals: PositiveInt = Field(1, description="PT federates sharing the population "
+                                   "(member i of the positions goes to PT i mod terminals)")
+    obfuscator_workers: int = Field(2, ge=0, description="worker processes per PT that compute "
+                                    "the next window's obfuscators in the background; 0: in the "
+                                    "PT, on the window's critical path")
     audit_messages: bool = Field(False, description="write every message each role sends and "
                                  "receives to logs/NAME.messages.jsonl (privacy audits)")
     max_qty_kwh: PositiveFloat = Field(20.0, description="largest bid quantity at one level")
