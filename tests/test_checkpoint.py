@@ -1,0 +1,47 @@
+"""Window checkpoints: atomic, bounded in number, and a resume point every federate shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lemcosim.federates.common import checkpoint
+from lemcosim.federates.common.errors import LemcosimError
+
+
+def test_a_checkpoint_round_trips_state_including_an_rng(tmp_path):
+    rng = np.random.default_rng(7)
+    rng.random(3)
+    checkpoint.save(tmp_path, "prosumers", 5, {"soc": np.array([0.5, 0.25]), "rng": rng})
+    back = checkpoint.load(tmp_path, "prosumers", 5)
+    assert back["soc"].tolist() == [0.5, 0.25]
+    # the restored generator continues the same stream
+    assert back["rng"].random() == rng.random()
+
+
+def test_only_the_last_checkpoints_are_kept(tmp_path):
+    for w in range(10):
+        checkpoint.save(tmp_path, "amm", w, w)
+    assert checkpoint.windows(tmp_path, "amm") == list(range(10 - checkpoint.KEEP, 10))
+    assert not list(checkpoint.checkpoint_dir(tmp_path, "amm").glob("*.tmp"))
+
+
+def test_resume_after_the_last_window_all_federates_completed(tmp_path):
+    for w in range(6):
+        checkpoint.save(tmp_path, "prosumers", w, w)
+    for w in range(4):  # the grid was one window behind when the run was killed, the amm two
+        checkpoint.save(tmp_path, "grid", w, w)
+    for w in range(3):
+        checkpoint.save(tmp_path, "amm", w, w)
+    assert checkpoint.resume_window(tmp_path, ["prosumers", "grid", "amm"]) == 2
+
+
+def test_missing_and_broken_checkpoints_are_named(tmp_path):
+    with pytest.raises(LemcosimError, match="'grid' has no checkpoint"):
+        checkpoint.resume_window(tmp_path, ["grid"])
+    checkpoint.save(tmp_path, "grid", 0, 1)
+    (checkpoint.checkpoint_dir(tmp_path, "grid") / "w00000000.pkl").write_bytes(b"\x80\x05garbage")
+    with pytest.raises(LemcosimError, match="unreadable"):
+        checkpoint.load(tmp_path, "grid", 0)
+    with pytest.raises(LemcosimError, match="no checkpoint of window 3"):
+        checkpoint.load(tmp_path, "grid", 3)
