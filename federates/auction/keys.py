@@ -89,6 +89,11 @@ class Encryptor:
     def nsquare(self) -> gmpy2.mpz:
         return gmpy2.mpz(self.public.nsquare)
 
+    @property
+    def stock(self) -> int:
+        """Obfuscators computed or under way."""
+        return len(self._ready) + sum(batch.count for batch in self._pending)
+
     def precompute(self, count: int) -> None:
         """`count` obfuscators now, in this process (the offline part of encryption)."""
         self._ready.extend(compute(self.base, count))
@@ -98,6 +103,11 @@ class Encryptor:
         batch = pool.submit(self.base, count)
         self._pending.append(batch)
         return batch
+
+    def collect(self) -> None:
+        """Take the background batches now, waiting for any that is not done yet."""
+        while self._pending:
+            self._ready.extend(self._pending.pop(0).result())
 
     def encrypt(self, m: int) -> int:
         if not self._ready:

@@ -113,8 +113,9 @@ def _chunks(count: int, workers: int) -> list[int]:
 class Batch:
     """Obfuscators being computed in worker processes; `result()` waits for and returns them."""
 
-    def __init__(self, futures: list[Future]) -> None:
+    def __init__(self, futures: list[Future], count: int) -> None:
         self._futures = futures
+        self.count = count
 
     def done(self) -> bool:
         return all(f.done() for f in self._futures)
@@ -136,7 +137,7 @@ class ObfuscatorPool:
 
     def submit(self, base: ObfuscatorBase, count: int) -> Batch:
         return Batch([self._executor.submit(compute, base, size)
-                      for size in _chunks(count, self.workers)])
+                      for size in _chunks(count, self.workers)], count)
 
     def compute(self, base: ObfuscatorBase, count: int) -> list[gmpy2.mpz]:
         return self.submit(base, count).result()

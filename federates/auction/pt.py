@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -10,6 +12,7 @@ from phe import paillier
 from lemcosim.federates.auction.bids import Bid, encrypt_bid
 from lemcosim.federates.auction.codec import encode_qty
 from lemcosim.federates.auction.keys import Encryptor, fingerprint, generate_key_set, key_schedule
+from lemcosim.federates.auction.obfuscation import ObfuscatorPool
 from lemcosim.federates.auction.role import Role, public_key
 from lemcosim.federates.auction.settlement import plaintext_amount, zero_sum_masks
 from lemcosim.federates.common.app import FederateContext, FederateSettings
@@ -31,8 +34,15 @@ class ProsumerTerminals(Role):
         self.masks: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
         self.own_bill: dict[str, float] = defaultdict(float)
         self.rng = np.random.default_rng(self.config.key_seed + 99)
+        # this federate serves members i with i mod terminals == index of the positions
+        self.index, self.terminals = settings.params.get("terminal", (0, 1))
+        workers = self.config.obfuscator_workers
+        self.pool = ObfuscatorPool(workers) if workers > 0 else None
+        self.timing = settings.run_dir / "logs" / f"{self.name}.timing.jsonl"
+        self.served: set[str] = set()  # members this federate bid for: only their bills are its
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
+        started_wall = time.time()
         self.receive(ctx)
         cycle, position = self.cycle_of(window)
         for message in self.take("keys"):
@@ -46,14 +56,19 @@ class ProsumerTerminals(Role):
         positions = ctx.read_json(f"{self.config.source}/positions") or {}
         bids: dict[str, list[Bid]] = defaultdict(list)
         members: dict[str, str] = {}
-        for pid, bus, e in zip(positions.get("id", []), positions.get("bus", []),
-                               positions.get("e_kwh", []), strict=False):
+        for i, (pid, bus, e) in enumerate(zip(positions.get("id", []), positions.get("bus", []),
+                                              positions.get("e_kwh", []), strict=False)):
             cluster = self.config.cluster_of(str(bus))
-            if cluster is None:
+            if cluster is None or i % self.terminals != self.index:
                 continue
             members[pid] = cluster
+            self.served.add(pid)
             bids[cluster].append(self._bid(pid, float(e)))
-        enc.precompute(6 * len(members))  # this window's obfuscators, ahead of the bids
+        need = 6 * len(members)  # 2 bid curves, 2 cleared quantities, 2 masks per member
+        wait = time.perf_counter()
+        enc.precompute(max(0, need - enc.stock))  # only what the previous window did not
+        enc.collect()
+        wait = time.perf_counter() - wait
         for cluster, cluster_bids in bids.items():
             encrypted = []
             for bid in cluster_bids:
@@ -62,6 +77,11 @@ class ProsumerTerminals(Role):
                 except LemcosimError as exc:
                     self.log(ctx, window, bid.prosumer, "bid_refused", str(exc))
             self.send(ctx, cluster, {"type": "bids", "window": window, "bids": encrypted})
+        if self.pool is not None and position + 1 < len(self.schedule):
+            # the next window's obfuscators, computed while the rest of this window runs
+            upcoming = self.encryptors[fingerprint(self.keys[self.schedule[position + 1]])]
+            in_use = 4 * len(members) if upcoming is enc else 0  # this window's settlement
+            upcoming.prefetch(max(0, need + in_use - upcoming.stock), self.pool)
         self.at(ctx, window, 7)
         result = next((m for m in self.take("result")), {"clusters": {}})
         windows_of_key = {j: [t for t, k in enumerate(self.schedule) if k == j]
@@ -95,9 +115,18 @@ class ProsumerTerminals(Role):
             self.at(ctx, window, 10)
             for message in self.take("bills"):
                 for prosumer, bill in message["bills"].items():
+                    if prosumer not in self.served:
+                        continue
                     self.log(ctx, window, prosumer, "bill", bill, "M")
                     self.log(ctx, window, prosumer, "own_record", self.own_bill[prosumer], "M")
             self.own_bill = defaultdict(float)
+        with open(self.timing, "a", encoding="utf-8") as fh:  # for benchmarks/auction.py
+            fh.write(json.dumps({"window": window, "start": started_wall, "end": time.time(),
+                                 "obfuscator_wait_s": wait}) + "\n")
+
+    def finish(self, ctx: FederateContext) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
     def _faulty(self, message: dict) -> dict:
         """Apply `auction.faults` (robustness studies) to one bid message."""
