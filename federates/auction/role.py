@@ -27,7 +27,8 @@ class Role(FederateModel):
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
         self.config = AuctionConfig.model_validate(settings.params["auction"])
-        self.names: dict[str, str] = settings.params["roles"]  # role → federate name
+        # role → federate name; "pt" → a list when the population is split across PT federates
+        self.names: dict[str, str | list[str]] = settings.params["roles"]
         self.layout = SlotLayout(self.config.levels, self.config.max_qty_kwh,
                                  max_cluster=self_max_cluster(settings),
                                  key_bits=self.config.key_bits)
@@ -56,10 +57,11 @@ class Role(FederateModel):
         return found
 
     def send(self, ctx: FederateContext, role_or_name: str, message: dict) -> None:
-        target = self.names.get(role_or_name, role_or_name)
+        targets = self.names.get(role_or_name, role_or_name)
         text = json.dumps(message)
-        self._write_audit("out", target, text)
-        ctx.send(f"{self.name}/msg", f"{target}/msg", text)
+        for target in [targets] if isinstance(targets, str) else targets:
+            self._write_audit("out", target, text)
+            ctx.send(f"{self.name}/msg", f"{target}/msg", text)
 
     def cycle_of(self, window: int) -> tuple[int, int]:
         return divmod(window, self.config.cycle_windows)
