@@ -160,21 +160,26 @@ def _auction_plans(scenario: Scenario) -> list[FederatePlan]:
     section = scenario.auction
     assert section is not None and scenario.network is not None
     config = section.model_dump(mode="json", exclude={"enabled", "external"})
-    roles = {"kg": "kg", "mo": "mo", "dso": "dso", "pt": "pt",
+    # a population split across `terminals` PT federates: pt_0, pt_1, … (member i → pt_{i mod n})
+    pts = [f"pt_{i}" for i in range(section.terminals)] if section.terminals > 1 else ["pt"]
+    roles = {"kg": "kg", "mo": "mo", "dso": "dso", "pt": pts if len(pts) > 1 else "pt",
              **{c: f"cc_{c}" for c in section.clusters}}
     network = section.network or scenario.network.name or scenario.network.dss
     plans = []
-    for role, name in roles.items():
+    for role, names in roles.items():
         ftype = f"auction_{role}" if role in ("kg", "mo", "dso", "pt") else "auction_cc"
         # the key schedule's seed reaches the PTs and KG only (docs/privacy.md)
         visible = config if role in ("kg", "pt") else config | {"key_seed": 0}
-        params = {"auction": visible, "roles": roles, "network": network}
-        if ftype == "auction_cc":
-            params["cluster"] = role
-        plan = _typed_plan(name, ftype, section.external, params)
-        if ftype == "auction_pt":
-            plan.subscriptions = [{"key": f"{section.source}/positions", "type": "string"}]
-        plans.append(plan)
+        for index, name in enumerate([names] if isinstance(names, str) else names):
+            params = {"auction": visible, "roles": roles, "network": network}
+            if ftype == "auction_cc":
+                params["cluster"] = role
+            if ftype == "auction_pt":
+                params["terminal"] = [index, len(pts)]
+            plan = _typed_plan(name, ftype, section.external, params)
+            if ftype == "auction_pt":
+                plan.subscriptions = [{"key": f"{section.source}/positions", "type": "string"}]
+            plans.append(plan)
     return plans
 
 
