@@ -9,11 +9,14 @@ from lemcosim.federates.grid.devices import (
     DeviceError,
     DeviceSetting,
     expected_output,
+    fsvr_as_upfc,
     parse_cli_setting,
+    series_matrix,
     setting_from_json,
 )
 from lemcosim.federates.grid.model import GridModel
 from lemcosim.federates.grid.vuf import sequence_components, vuf_pct
+from lemcosim.networks.builder import run
 
 A_MATRICES = {
     "zero": np.zeros((3, 3)),
@@ -79,15 +82,110 @@ def test_fsvr_with_the_published_taps_matches_the_published_regulators():
     assert np.abs(flow.magnitude() - published.magnitude()).max() < 1e-3
 
 
-def test_upfc_adds_its_series_phasor_exactly():
-    setting = DeviceSetting("upfc", magnitude_pu=np.array([0.05, 0.08, 0.02]),
+@pytest.mark.parametrize("load_mult", [0.0, 1.0], ids=["no load", "full IEEE 13 load"])
+def test_upfc_adds_its_series_phasor_exactly(load_mult):
+    setting = DeviceSetting("upfc", magnitude_pu=np.array([0.05, 0.18, 0.02]),
                             angle_deg=np.array([10.0, -30.0, 90.0]))
-    grid = GridModel("ieee13", device=setting)
+    grid = GridModel("ieee13", device=setting, load_mult=load_mult)
     assert grid.solve().converged
     v_in, v_out = grid.device_voltages()
-    # phase b: V_se = 0.08∠(−30 − 120)°
-    assert (v_out - v_in)[1] == pytest.approx(0.08 * np.exp(1j * np.radians(-150)), abs=1e-9)
+    # V_se_p = m_p(cos θ_p·V_p + sin θ_p·(V_p+2 − V_p+1)/√3); phase b: 0.18(cos 30°·V_b −
+    # sin 30°·(V_a − V_c)/√3)
+    q_b = (v_in[0] - v_in[2]) / np.sqrt(3)
+    v_se_b = 0.18 * (np.cos(np.radians(30)) * v_in[1] - 0.5 * q_b)
+    assert (v_out - v_in)[1] == pytest.approx(v_se_b, abs=1e-6)
     assert np.abs(v_out - expected_output(setting, v_in)).max() <= 1e-6
+    if load_mult == 0:  # a balanced input (no load): q_b = j·V_b, so V_se_b = 0.18∠−30° · V_b
+        assert (v_out - v_in)[1] == pytest.approx(0.18 * np.exp(-1j * np.radians(30)) * v_in[1],
+                                                  abs=1e-6)
+
+
+def test_upfc_reproduces_any_fsvr_injection():
+    # the UPFC's bound 2·R_max = 0.2 pu is the FSVR's largest row injection at a balanced input:
+    # (0.1, 0.1, −0.1)·(1, a², a) = 0.1(1 + a² − a) = −0.2a, |·| = 0.2; so fsvr_as_upfc of the
+    # extreme rows stays within it, and the UPFC at that setting solves to the FSVR's state
+    alpha = np.array([[0.1, 0.1, -0.1], [-0.1, 0.025, 0.1], [0.05, 0.05, 0.1]])
+    fsvr = GridModel("ieee13", device=DeviceSetting("fsvr", alpha=alpha))
+    flow = fsvr.solve()
+    v_in, _ = fsvr.device_voltages()
+    magnitude, angle = fsvr_as_upfc(alpha, v_in)
+    assert magnitude[0] == pytest.approx(0.2, abs=2e-3) and magnitude.max() <= 0.2 + 2e-3
+    upfc = GridModel("ieee13", device=DeviceSetting("upfc", magnitude_pu=np.minimum(magnitude, 0.2),
+                                                   angle_deg=angle))
+    same = upfc.solve()
+    assert np.abs(same.v_pu - flow.v_pu).max() <= 2e-3 * 0.01 + 1e-6  # clipping by ≤ 2e-3 pu·|·|
+
+
+@pytest.mark.parametrize("setting", [
+    *[DeviceSetting("svr", alpha=np.diag([s * 0.00625, 0, -s * 0.00625])) for s in (1, 16)],
+    *[DeviceSetting("fsvr", alpha=np.diag([lv, lv, lv]) * 0.025) for lv in range(-4, 5) if lv],
+    *[DeviceSetting("fsvr", alpha=np.roll(np.eye(3), 1, axis=1) * lv * 0.025)
+      for lv in range(-4, 5) if lv],
+    DeviceSetting("fsvr", alpha=np.full((3, 3), 1e-3), continuous=True),
+    DeviceSetting("fsvr", alpha=np.eye(3) * -1e-3, continuous=True),
+    DeviceSetting("upfc", magnitude_pu=np.array([0.2, 0.001, 0.1]), angle_deg=np.array([0, 90, -135])),
+], ids=lambda s: f"{s.kind}:{np.round(s.alpha.ravel(), 4).tolist() if s.kind != 'upfc' else 'm,θ'}")
+def test_complex_power_into_the_device_equals_power_out(setting):
+    """An ideal series device under full IEEE 13 load: S_in = S_out to 1e-6 relative (OpenDSS's
+    default ppm_antifloat shunt made one SVR step draw 1730 A in while 338 A left)."""
+    grid = GridModel("ieee13", device=setting)
+    assert grid.solve().converged
+    s_in, s_out = grid.device_powers_kva()
+    assert abs(s_in.sum()) > 3000  # ≈ 3.5 MVA passes
+    assert abs(s_in.sum() - s_out.sum()) <= 1e-6 * abs(s_in.sum())
+    if np.count_nonzero(series_matrix(setting) - np.diag(np.diag(series_matrix(setting)))) == 0:
+        # per-phase windings only: each phase's own power passes through
+        assert np.abs(s_in - s_out).max() <= 1e-6 * abs(s_in.sum())
+    v_in, v_out = grid.device_voltages()
+    assert np.abs(v_out - expected_output(setting, v_in)).max() <= 1e-6
+
+
+def test_a_setting_solves_to_the_same_state_whatever_was_solved_before():
+    settings = [DeviceSetting("fsvr", alpha=a, continuous=True) for a in (
+        np.diag([0.00625, 0, 0]), np.full((3, 3), 1e-3), np.zeros((3, 3)),
+        np.array([[0.025, 0.05, -0.075], [-0.05, 0, -0.025], [0.05, 0.05, 0.1]]),
+        np.diag([0.1, 0.1, 0.1]))]
+    results = []
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 4, 0, 3, 1]):
+        grid = GridModel("ieee13", device=DeviceSetting("fsvr"))
+        flows = {}
+        for i in order:
+            grid.set_device(settings[i])
+            flows[i] = grid.solve()
+        results.append(flows)
+    for flows in results[1:]:
+        for i in range(len(settings)):
+            assert flows[i].losses_kw == pytest.approx(results[0][i].losses_kw, rel=1e-6)
+            assert np.abs(flows[i].v_pu - results[0][i].v_pu).max() <= 1e-6
+
+
+def test_as_a_goes_to_zero_the_feeder_converges_to_the_a_zero_case():
+    # losses and voltages are smooth in A: the deviation from A = 0 shrinks in proportion to |A|
+    direction = np.array([[0.5, 1, -1], [-1, 0.25, 0.5], [1, -0.5, 1]])
+    grid = GridModel("ieee13", device=DeviceSetting("fsvr"))
+    zero = grid.solve()
+    deviations = []
+    for eps in (1e-2, 1e-3, 1e-4, 1e-5):
+        grid.set_device(DeviceSetting("fsvr", alpha=eps * direction, continuous=True))
+        flow = grid.solve()
+        deviations.append((abs(flow.losses_kw - zero.losses_kw), np.abs(flow.v_pu - zero.v_pu).max()))
+    for (dp1, dv1), (dp2, dv2) in zip(deviations, deviations[1:], strict=False):
+        assert dp2 <= 0.2 * dp1 and dv2 <= 0.2 * dv1  # ≈ 10× smaller per decade
+    assert deviations[-1][0] < 0.01 and deviations[-1][1] < 1e-4  # 1e-5·A: < 10 W, < 1e-4 pu
+
+
+@pytest.mark.parametrize("taps", [[0.0625, 0.05, 0.06875], [-0.1, 0.00625, 0.1]])
+def test_an_svr_tap_matches_opendss_own_regulator_transformer(taps):
+    """Independent construction: the IEEE 13 regulator bank (OpenDSS transformers reg1–3, 650 →
+    rg60) made ideal (no leakage, loss, magnetising or antifloat shunt) at tap 1 + α."""
+    svr = GridModel("ieee13", device=DeviceSetting("svr", alpha=np.diag(taps))).solve()
+    bank = GridModel("ieee13", regulators="off")
+    run([f"edit transformer.reg{p + 1} xhl=1e-6 %loadloss=0 %noloadloss=0 %imag=0 "
+         f"ppm_antifloat=0 wdg=2 tap={1 + taps[p]!r}" for p in range(3)], "ideal regulators")
+    reference = bank.solve()
+    by_name = dict(zip(reference.node_names, reference.v_pu, strict=True))
+    assert np.abs(svr.v_pu - np.array([by_name[n] for n in svr.node_names])).max() <= 1e-5
+    assert svr.losses_kw == pytest.approx(reference.losses_kw, rel=1e-5)
 
 
 def test_changing_magnitudes_edits_in_place_and_stays_exact():
@@ -107,7 +205,7 @@ def test_changing_magnitudes_edits_in_place_and_stays_exact():
     ({"kind": "fsvr", "alpha": [0.2] + [0] * 8, "continuous": True}, "within ±R_max = ±0.1"),
     ({"kind": "svr", "taps": [0.003, 0, 0]}, "are not steps of 0.00625"),
     ({"kind": "svr", "taps": [0.10625, 0, 0]}, "within ±16 steps"),
-    ({"kind": "upfc", "magnitude_pu": [0.2, 0, 0]}, "must lie in [0, R_max = 0.1] pu"),
+    ({"kind": "upfc", "magnitude_pu": [0.25, 0, 0]}, "must lie in [0, 2·R_max = 0.2] pu"),
     ({"kind": "statcom"}, "needs kind svr, fsvr or upfc"),
     ({"kind": "fsvr", "alpha": [1, 2]}, "malformed fsvr setting"),
 ])

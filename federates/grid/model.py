@@ -381,5 +381,22 @@ class GridModel:
             out.append(np.array([v[node_list.index(n)] for n in nodes]) / (self.slot.kv_ln * 1000))
         return out[0], out[1]
 
+    def device_powers_kva(self) -> tuple[np.ndarray, np.ndarray]:
+        """(S_in, S_out) per phase, kVA: complex power entering the device from its input bus and
+        leaving it towards its output bus (equal for an ideal series device)."""
+        if self.slot is None:
+            raise DeviceError("no device in this feeder")
+        lines = dss().Lines
+        s_in, s_out = np.zeros(3, complex), np.zeros(3, complex)
+        for p in range(3):
+            for prefix, terminal, s in (("in", 1, s_in), ("out", 0, s_out)):
+                # each switch line's terminal on the device bus (its second for inputs, first
+                # for outputs); power into the device at an input = −(power into that terminal)
+                lines.Name(f"{self.slot.name}_{prefix}{p + 1}")
+                powers = np.asarray(dss().CktElement.Powers())  # per terminal: P1, Q1, P2, Q2
+                value = powers[2 * terminal] + 1j * powers[2 * terminal + 1]
+                s[p] = -value if prefix == "in" else value
+        return s_in, s_out
+
 
 __all__ = ["DeviceError", "GridError", "GridModel", "Limits", "NetworkError", "PowerFlow"]
