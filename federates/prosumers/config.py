@@ -61,16 +61,27 @@ class GroupConfig(_Strict):
     phases: list[Phase] = Field(default_factory=lambda: ["a", "b", "c"], min_length=1)
     load_peak_kw: ValueOrRange = (2.0, 5.0)
     load_profile: str = Field("residential", description="generator name, shipped set or file")
+    annual_kwh: ValueOrRange = Field((2500.0, 5000.0), description="yearly consumption, kWh: "
+                                     "scales the BDEW profiles (bdew_*) instead of load_peak_kw")
     power_factor: float = Field(0.95, gt=0, le=1, description="lagging power factor of the load")
     pv_share: float = Field(0.5, ge=0, le=1, description="fraction of the group with PV")
     pv_kwp: ValueOrRange = (3.0, 8.0)
     pv_profile: str = Field("clear_sky", description="generator name, shipped set or file")
+    pv_tilt_deg: ValueOrRange = Field(30.0, description="panel tilt from horizontal (pvlib PV)")
+    pv_azimuth_deg: ValueOrRange = Field(180.0, description="panel azimuth, 180 = south (pvlib PV)")
     storage: StorageConfig | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> GroupConfig:
         _check_range(self.load_peak_kw, "load_peak_kw")
         _check_range(self.pv_kwp, "pv_kwp")
+        _check_range(self.annual_kwh, "annual_kwh")
+        _check_range(self.pv_tilt_deg, "pv_tilt_deg")
+        _check_range(self.pv_azimuth_deg, "pv_azimuth_deg")
+        for name, value, top in (("pv_tilt_deg", self.pv_tilt_deg, 90.0),
+                                 ("pv_azimuth_deg", self.pv_azimuth_deg, 360.0)):
+            if max(value if isinstance(value, tuple) else (value,)) > top:
+                raise ValueError(f"{name} must lie within [0, {top:g}]")
         return self
 
 
@@ -81,6 +92,10 @@ class PopulationConfig(_Strict):
     latitude_deg: float = Field(48.0, ge=-66, le=66, description="site latitude, clear-sky PV")
     cloudiness: float = Field(0.2, ge=0, le=1, description="depth of the seeded cloud noise")
     pv_derate: float = Field(0.85, gt=0, le=1, description="PV performance ratio")
+    weather: str = Field("tmy3_greensboro", description="typical-year weather of the pvlib PV "
+                         "generator: a TMY3 file pvlib ships (pv_pvlib.WEATHER_FILES)")
+    holidays: str | None = Field("DE", description="country whose holidays the BDEW load "
+                                 "profiles treat as Sundays (ISO code; null: none)")
     load_noise: float = Field(0.1, ge=0, le=1, description="std of per-prosumer load noise, pu")
     log_members: bool = Field(False, description="log each prosumer's energy position")
 

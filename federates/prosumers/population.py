@@ -7,6 +7,7 @@ Three-phase members (`abc`) split their injection equally over the phases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,18 +17,21 @@ import pandas as pd
 
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.config import GroupConfig, PopulationConfig, StorageConfig
+from lemcosim.federates.prosumers.dated import DatedSeries
+from lemcosim.federates.prosumers.load_demandlib import is_bdew, load_year
 from lemcosim.federates.prosumers.profiles import (
     CloudProcess,
-    ProfileTable,
     clear_sky_pu,
     load_table,
     minute_of_day,
     residential_shape,
     resolve_profile,
 )
+from lemcosim.federates.prosumers.pv_pvlib import pv_year
 
 PHASES = ("a", "b", "c")
 _MAX_SHIFT_MIN = 45.0  # members of the residential generator peak within ±45 min of each other
+ORIENTATION_STEP_DEG = 5.0
 
 
 @dataclass
@@ -49,6 +53,9 @@ class Members:
     storage_idle: np.ndarray
     load_profile: np.ndarray  # profile reference per member (str)
     pv_profile: np.ndarray
+    annual_kwh: np.ndarray  # scales BDEW load profiles (kW per annual kWh)
+    pv_tilt_deg: np.ndarray
+    pv_azimuth_deg: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -82,13 +89,21 @@ class Population:
         self._noise_rng = rng
         self._noise = np.zeros(n)
         self._clouds = CloudProcess(config.cloudiness, window_s, np.random.default_rng([config.seed, 2]))
-        self._load_sources = _Sources(members.load_profile, np.random.default_rng([config.seed, 3]))
-        self._pv_sources = _Sources(members.pv_profile, np.random.default_rng([config.seed, 4]))
+        self._load_sources = _Sources(members.load_profile, np.random.default_rng([config.seed, 3]),
+                                      self._calendar())
+        self._pv_sources = _Sources(members.pv_profile, np.random.default_rng([config.seed, 4]),
+                                    self._calendar(), _orientations(members))
+        # BDEW profiles are kW per annual kWh, every other load profile pu of the peak load
+        bdew = np.array([is_bdew(ref) for ref in members.load_profile], bool)
+        self._load_scale = np.where(bdew, members.annual_kwh, members.load_peak_kw)
         self.bus_phase_keys, self._agg_member, self._agg_key, self._agg_weight = _aggregation(members)
 
     @classmethod
     def from_config(cls, config: PopulationConfig, window_s: float, start: datetime) -> Population:
         return cls(build_members(config), config, window_s, start)
+
+    def _calendar(self) -> _Calendar:
+        return _Calendar(self.start, self.dt_s, self.config.weather, self.config.holidays)
 
     def midpoint(self, window: int) -> datetime:
         return self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
@@ -98,10 +113,10 @@ class Population:
         t = self.midpoint(window)
         rho = float(np.exp(-self.dt_s / 3600.0))
         self._noise = rho * self._noise + np.sqrt(1 - rho**2) * self._noise_rng.standard_normal(len(m))
-        load_pu = self._load_sources.values(t, 1.0, self.config.latitude_deg)
-        load_kw = m.load_peak_kw * load_pu * np.maximum(0.0, 1.0 + self.config.load_noise * self._noise)
+        load_pu = self._load_sources.values(window, t, 1.0, self.config.latitude_deg)
+        load_kw = self._load_scale * load_pu * np.maximum(0.0, 1.0 + self.config.load_noise * self._noise)
         sky = self._clouds.next_index()
-        pv_pu = self._pv_sources.values(t, sky, self.config.latitude_deg)
+        pv_pu = self._pv_sources.values(window, t, sky, self.config.latitude_deg)
         pv_kw = m.pv_kwp * pv_pu * self.config.pv_derate
         storage_kw = self._dispatch_storage(pv_kw - load_kw)
         net_kw = pv_kw + storage_kw - load_kw
@@ -138,35 +153,118 @@ class Population:
                 "phase": self.members.phase.tolist(), "e_kwh": np.round(e_kwh, 9).tolist()}
 
 
+@dataclass(frozen=True)
+class _Calendar:
+    """What dated sources need to place windows in time."""
+
+    start: datetime
+    dt_s: float
+    weather: str
+    holidays: str | None
+
+    @property
+    def block(self) -> int:
+        """Windows resampled at once from a dated source (a week), bounding memory over a year."""
+        return max(1, int(7 * 86400 // self.dt_s))
+
+
+class _Dated:
+    """A dated source resampled block by block to the windows: a file's series, or a year
+    generator's calendar years (the last two kept, so memory stays flat over a long run)."""
+
+    def __init__(self, calendar: _Calendar, *, series: DatedSeries | None = None,
+                 make_year: Callable[[int], DatedSeries] | None = None) -> None:
+        self.calendar = calendar
+        self.series = series
+        self.make_year = make_year
+        self.years: dict[int, DatedSeries] = {}
+        self.first = 0
+        self.values = np.zeros((0, 0))
+
+    def at(self, window: int) -> np.ndarray:
+        if not self.first <= window < self.first + len(self.values):
+            c = self.calendar
+            begin = c.start + timedelta(seconds=window * c.dt_s)
+            count = c.block
+            if self.series is not None:  # a file ends where it ends: resample what it covers
+                left = (self.series.ends[-1] - np.datetime64(begin, "s")).astype(float) / c.dt_s
+                count = max(1, min(count, int(left + 1e-9)))
+            end = c.start + timedelta(seconds=(window + count) * c.dt_s)
+            series = self.series or self._years(begin, end)
+            self.first = window
+            self.values = series.window_means(c.start, c.dt_s, window, count)
+        return self.values[window - self.first]
+
+    def _years(self, begin: datetime, end: datetime) -> DatedSeries:
+        """The generated calendar years covering [begin, end), joined."""
+        wanted = range(begin.year, (end - timedelta(microseconds=1)).year + 1)
+        for year in wanted:
+            if year not in self.years:
+                self.years[year] = self.make_year(year)
+        for year in [y for y in self.years if y < begin.year - 1]:
+            del self.years[year]
+        parts = [self.years[y] for y in wanted]
+        if len(parts) == 1:
+            return parts[0]
+        return DatedSeries(parts[0].source, np.concatenate([p.starts for p in parts]),
+                           np.concatenate([p.ends for p in parts]),
+                           np.vstack([p.values for p in parts]), parts[0].columns)
+
+
 class _Sources:
     """The profile sources members use, evaluated once per window for all members at once."""
 
-    def __init__(self, refs: np.ndarray, rng: np.random.Generator) -> None:
+    def __init__(self, refs: np.ndarray, rng: np.random.Generator, calendar: _Calendar,
+                 orientations: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.refs = refs
-        self.tables: dict[str, ProfileTable] = {}
-        self.groups: list[tuple[str | Path, np.ndarray, np.ndarray]] = []
+        self.groups: list[tuple[str, object, np.ndarray, np.ndarray]] = []
         for ref in sorted(set(refs.tolist())):
             members = np.flatnonzero(refs == ref)
-            resolved = resolve_profile(ref)
-            if isinstance(resolved, Path):
+            if is_bdew(ref):
+                source = _Dated(calendar, make_year=lambda y: load_year(y, calendar.holidays))
+                column = load_year(calendar.start.year, calendar.holidays).columns.index(ref)
+                self.groups.append(("dated", source, members, np.full(len(members), column)))
+            elif ref == "pvlib":
+                unique, column = orientations
+                pairs, local = np.unique(unique[column[members]], axis=0, return_inverse=True)
+                step = calendar.dt_s if calendar.dt_s < 900 and 3600 % calendar.dt_s == 0 else 900
+                source = _Dated(calendar, make_year=lambda y, p=pairs, s=step: pv_year(
+                    y, p, calendar.weather, s))
+                self.groups.append(("dated", source, members, local.ravel()))
+            elif isinstance(resolved := resolve_profile(ref), Path):
                 table = load_table(resolved)
-                param = np.arange(len(members)) % table.columns  # column of each member
-                self.tables[str(resolved)] = table
+                if isinstance(table, DatedSeries):
+                    column = np.arange(len(members)) % len(table.columns)  # member → column
+                    self.groups.append(("dated", _Dated(calendar, series=table), members, column))
+                else:
+                    column = np.arange(len(members)) % table.columns
+                    self.groups.append(("table", table, members, column))
             else:
-                param = rng.uniform(-_MAX_SHIFT_MIN, _MAX_SHIFT_MIN, len(members))  # shift, min
-            self.groups.append((resolved, members, param))
+                shift = rng.uniform(-_MAX_SHIFT_MIN, _MAX_SHIFT_MIN, len(members))  # minutes
+                self.groups.append((resolved, None, members, shift))
 
-    def values(self, t: datetime, sky_index: float, latitude_deg: float) -> np.ndarray:
+    def values(self, window: int, t: datetime, sky_index: float, latitude_deg: float) -> np.ndarray:
         out = np.zeros(len(self.refs))
         minute = minute_of_day(t)
-        for resolved, members, param in self.groups:
-            if isinstance(resolved, Path):
-                out[members] = self.tables[str(resolved)].at(minute)[param]
-            elif resolved == "residential":
+        for kind, source, members, param in self.groups:
+            if kind == "dated":
+                out[members] = source.at(window)[param]
+            elif kind == "table":
+                out[members] = source.at(minute)[param]
+            elif kind == "residential":
                 out[members] = residential_shape(minute + param)
             else:  # clear_sky
                 out[members] = clear_sky_pu(t, latitude_deg) * sky_index
         return out
+
+
+def _orientations(members: Members) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (tilt, azimuth) pairs rounded to 5° (PV is computed once per pair) and each
+    member's pair: a year of 6,000 roofs costs a few dozen transpositions, not 6,000."""
+    pairs = np.column_stack([members.pv_tilt_deg, members.pv_azimuth_deg % 360.0])
+    rounded = np.round(pairs / ORIENTATION_STEP_DEG) * ORIENTATION_STEP_DEG
+    unique, column = np.unique(rounded, axis=0, return_inverse=True)
+    return unique, column.ravel()
 
 
 def _aggregation(members: Members) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -190,7 +288,8 @@ def _aggregation(members: Members) -> tuple[list[str], np.ndarray, np.ndarray, n
 
 def build_members(config: PopulationConfig) -> Members:
     rng = np.random.default_rng([config.seed, 0])
-    parts = [_group_members(g, rng) for g in config.groups]
+    year_rng = np.random.default_rng([config.seed, 5])  # own stream: earlier draws stay as they were
+    parts = [_group_members(g, rng, year_rng) for g in config.groups]
     if config.members is not None:
         parts.append(_file_members(Path(config.members)))
     merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -222,7 +321,8 @@ def _storage_arrays(storage: StorageConfig, has: np.ndarray, rng: np.random.Gene
     }
 
 
-def _group_members(g: GroupConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _group_members(g: GroupConfig, rng: np.random.Generator, year_rng: np.random.Generator
+                   ) -> dict[str, np.ndarray]:
     n = g.count
     k = np.arange(n)
     buses = [b.lower() for b in g.buses]
@@ -239,11 +339,15 @@ def _group_members(g: GroupConfig, rng: np.random.Generator) -> dict[str, np.nda
         "load_profile": np.full(n, g.load_profile, dtype=object),
         "pv_profile": np.full(n, g.pv_profile, dtype=object),
         **_storage_arrays(storage, has_storage, rng),
+        "annual_kwh": _draw(g.annual_kwh, n, year_rng),
+        "pv_tilt_deg": _draw(g.pv_tilt_deg, n, year_rng),
+        "pv_azimuth_deg": _draw(g.pv_azimuth_deg, n, year_rng),
     }
 
 
 _MEMBER_COLUMNS = {"id", "bus", "phase", "load_peak_kw"}
-_OPTIONAL_NUMERIC = {"pv_kwp": 0.0, "storage_kwh": 0.0, "storage_kw": 0.0, "power_factor": 0.95}
+_OPTIONAL_NUMERIC = {"pv_kwp": 0.0, "storage_kwh": 0.0, "storage_kw": 0.0, "power_factor": 0.95,
+                     "annual_kwh": 3500.0, "pv_tilt_deg": 30.0, "pv_azimuth_deg": 180.0}
 
 
 def _file_members(path: Path) -> dict[str, np.ndarray]:
@@ -293,4 +397,7 @@ def _file_members(path: Path) -> dict[str, np.ndarray]:
         **_storage_arrays(storage, np.ones(n, bool), np.random.default_rng(0)),
         "storage_kwh": frame["storage_kwh"].to_numpy(float),
         "storage_kw": frame["storage_kw"].to_numpy(float),
+        "annual_kwh": frame["annual_kwh"].to_numpy(float),
+        "pv_tilt_deg": frame["pv_tilt_deg"].to_numpy(float),
+        "pv_azimuth_deg": frame["pv_azimuth_deg"].to_numpy(float),
     }

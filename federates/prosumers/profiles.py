@@ -4,10 +4,13 @@ Every profile answers "what fraction of its rating does member i draw/produce at
 window midpoints (the window's mean power is taken at its middle: our convention), local solar time.
 
 A profile is named in a scenario as
-- `residential` (load) or `clear_sky` (PV): the built-in seeded generators below;
+- `residential` (load) or `clear_sky` (PV): the built-in seeded daily generators below;
+- `pvlib` (PV, pv_pvlib.py) or `bdew_h0`, `bdew_h0_dyn`, … (load, load_demandlib.py): dated
+  year generators;
 - the stem of a shipped table in `federates/prosumers/profiles/` (e.g. `residential_load`);
-- a CSV or Parquet path: column `time` (HH:MM, time of day) and one column per shape, in per unit.
-  Member i uses shape column (i mod number of shapes) for tables.
+- a CSV or Parquet path: column `time` and one column per shape, in per unit. Times of day (HH:MM)
+  make a daily table that wraps at midnight; timestamps make a dated series (dated.py) resampled
+  to the windows with energy conserved. Member i uses shape column (i mod number of shapes).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from lemcosim.federates.common.errors import LemcosimError
+from lemcosim.federates.prosumers.dated import DatedSeries, dated_from_frame, parse_stamps, read_frame
+from lemcosim.federates.prosumers.load_demandlib import BDEW_TYPES, PREFIX
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "profiles"
 MINUTES_PER_DAY = 1440.0
@@ -116,26 +121,15 @@ class ProfileTable:
         return (1 - w) * s[j] + w * s[j + 1]
 
 
-def load_table(path: Path) -> ProfileTable:
-    """Read a profile table; every problem names the file."""
-    try:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, comment="#")
-    except FileNotFoundError:
-        raise LemcosimError(f"{path}: profile file not found") from None
-    except ImportError as exc:
-        raise LemcosimError(f"{path}: reading Parquet needs pyarrow ({exc})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise LemcosimError(f"{path}: not a readable profile table: {exc}") from None
-    if "time" not in frame.columns or frame.shape[1] < 2:
-        raise LemcosimError(f"{path}: needs a `time` column (HH:MM) and at least one shape column")
-    try:
-        parts = frame["time"].astype(str).str.split(":", expand=True).astype(float)
-        minutes = (parts[0] * 60 + parts[1]).to_numpy()
-    except (ValueError, KeyError):
-        raise LemcosimError(f"{path}: column `time` must hold HH:MM times of day") from None
+def load_table(path: Path) -> ProfileTable | DatedSeries:
+    """Read a profile file: times of day (HH:MM) make a daily table, timestamps a dated series
+    (dated.py); every problem names the file."""
+    frame = read_frame(path)
+    stamps = parse_stamps(frame["time"], str(path))
+    if stamps is not None:
+        return dated_from_frame(frame.drop(columns="time"), stamps, str(path))
+    parts = frame["time"].astype(str).str.split(":", expand=True).astype(float)
+    minutes = (parts[0] * 60 + parts[1]).to_numpy()
     shapes = frame.drop(columns="time").apply(pd.to_numeric, errors="coerce").to_numpy(float)
     if np.isnan(shapes).any():
         row = int(np.argwhere(np.isnan(shapes))[0][0])
@@ -147,7 +141,8 @@ def load_table(path: Path) -> ProfileTable:
     return ProfileTable(str(path), minutes, shapes)
 
 
-GENERATORS = {"residential": "load", "clear_sky": "pv"}
+GENERATORS = {"residential": "load", "clear_sky": "pv", "pvlib": "pv",
+              **{PREFIX + t: "load" for t in BDEW_TYPES}}
 
 
 def resolve_profile(ref: str) -> str | Path:
