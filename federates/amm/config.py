@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
 
+from lemcosim.federates.amm.esu_policy import EsuPolicyConfig
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -98,6 +100,8 @@ class AmmConfig(_Strict):
     fsvr_assist: str | None = Field(
         None, description="FSVR controller (mode assist) asked for a setting when the grid "
         "rejects a transaction; approved if one makes it feasible")
+    esu_policy: EsuPolicyConfig | None = Field(
+        None, description="ESU energy management: utility exchange keeping SOC in a band")
     assist_max_substeps: int = Field(5000, gt=0, description="how long to wait for its answer")
 
     @model_validator(mode="after")

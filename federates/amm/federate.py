@@ -13,10 +13,12 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from lemcosim.federates.amm.config import AmmConfig
+from lemcosim.federates.amm.esu_policy import manage
 from lemcosim.federates.amm.market import AmmWindow, StorageUnit, Transaction, TxResult
 from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, Pool
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
@@ -54,6 +56,7 @@ class AmmFederate(FederateModel):
         self.rng = np.random.default_rng(self.config.seed)
         self.last_close: float | None = None
         self._query_ids = itertools.count()
+        self.start = datetime.fromisoformat(settings.start) if settings.start else datetime(2026, 6, 21)
 
     # --- one window ------------------------------------------------------------------------
     def on_window(self, ctx: FederateContext, window: int) -> None:
@@ -68,6 +71,13 @@ class AmmFederate(FederateModel):
                 loss_compensation=self.config.loss_compensation,
                 bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
                 retail=self.config.pool.retail, base_losses_kw=base_losses)
+            if self.config.esu_policy is not None:  # utility exchange first (esu_policy.py)
+                when = self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
+                for x in manage(books[label], self.config.esu_policy, when):
+                    ctx.log.record(ctx.time_s, window, x.esu, "utility_exchange_kwh", x.bought_kwh,
+                                   "kWh", self._substep(ctx))
+                    ctx.log.record(ctx.time_s, window, x.esu, "utility_exchange_m", x.money, "M",
+                                   self._substep(ctx))
             self._add_liquidity(ctx, window, label, books[label], esus, opening)
         results = []
         for tx in self._intents(ctx, window):
@@ -99,7 +109,9 @@ class AmmFederate(FederateModel):
                                       ("closing_price", self.last_close, "M/kWh"),
                                       ("volume_kwh", volume, "kWh"),
                                       ("approved", sum(r.approved for r in results), "count"),
-                                      ("rejected", sum(not r.approved for r in results), "count")):
+                                      ("rejected", sum(not r.approved for r in results), "count"),
+                                      ("utility_kwh", sum(r.utility_kwh for r in results
+                                                          if r.approved), "kWh")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
 
     def _add_liquidity(self, ctx: FederateContext, window: int, label: str, book: AmmWindow,
