@@ -20,7 +20,6 @@ from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.interfaces import interfaces_of
 from lemcosim.runner.hosts import broker_commands, host_parts
 from lemcosim.runner.schema import Scenario
-from lemcosim.runner.sources import ScenarioError
 
 # federate type → python module run as `python -m MODULE CONFIG`
 MODULES = {
@@ -55,8 +54,8 @@ class FederatePlan:
 
 
 def plan_federates(scenario: Scenario) -> list[FederatePlan]:
-    """Every enabled federate of the scenario with its interfaces resolved."""
-    check_attachments(scenario)
+    """Every enabled federate of the scenario with its interfaces resolved (runner/checks.py
+    checks the names and attachments first)."""
     plans: list[FederatePlan] = []
     if scenario.prosumers is not None and scenario.prosumers.enabled:
         section = scenario.prosumers
@@ -117,44 +116,6 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
     return plans
 
 
-def check_attachments(scenario: Scenario) -> None:
-    """Every prosumer bus and phase exists in the scenario's network (our format; a .dss file is
-    checked by the grid federate when it starts)."""
-    if scenario.network is None or scenario.network.name is None:
-        return
-    from lemcosim.networks.loader import check_topology, load_network
-
-    net = load_network(scenario.network.name)
-    phases = check_topology(net, Path(net.folder))
-    problems = []
-    groups = scenario.prosumers.groups if scenario.prosumers is not None else []
-    for i, group in enumerate(groups):
-        for bus in group.buses:
-            have = phases.get(bus.lower())
-            if have is None:
-                problems.append(f"prosumers.groups.{i}.buses: bus {bus!r} is not in network "
-                                f"{net.name}")
-                continue
-            for ph in group.phases:
-                if not set(ph) <= set(have):
-                    problems.append(f"prosumers.groups.{i}: bus {bus} has phases {have}, not {ph}")
-    for i, esu in enumerate(scenario.amm.esus if scenario.amm is not None else []):
-        have = phases.get(esu.bus.lower())
-        if have is None:
-            problems.append(f"amm.esus.{i}: bus {esu.bus!r} of ESU {esu.name} is not in network "
-                            f"{net.name}")
-        elif not set(esu.phases) <= set(have):
-            problems.append(f"amm.esus.{i}: bus {esu.bus} has phases {have}, not {esu.phases}")
-    scripted = scenario.amm.transactions if scenario.amm is not None else None
-    for i, tx in enumerate(scripted or []):
-        have = phases.get(tx.bus.lower())
-        if have is None:
-            problems.append(f"amm.transactions.{i}: prosumer {tx.prosumer} at bus {tx.bus!r}, "
-                            f"which is not in network {net.name}")
-    if problems:
-        raise ScenarioError(problems)
-
-
 def _auction_plans(scenario: Scenario) -> list[FederatePlan]:
     """KG, MO, DSO, PT and one CC per cluster, each with one message endpoint `{name}/msg`."""
     section = scenario.auction
@@ -168,10 +129,8 @@ def _auction_plans(scenario: Scenario) -> list[FederatePlan]:
     plans = []
     for role, names in roles.items():
         ftype = f"auction_{role}" if role in ("kg", "mo", "dso", "pt") else "auction_cc"
-        # the key schedule's seed reaches the PTs and KG only (docs/privacy.md)
-        visible = config if role in ("kg", "pt") else config | {"key_seed": 0}
         for index, name in enumerate([names] if isinstance(names, str) else names):
-            params = {"auction": visible, "roles": roles, "network": network}
+            params = {"auction": config, "roles": roles, "network": network}
             if ftype == "auction_cc":
                 params["cluster"] = role
             if ftype == "auction_pt":

@@ -122,6 +122,13 @@ class GridLimits(Strict):
         "absolute", description="no_worse: a value beyond its limit violates only if the query "
         "makes it worse than the committed window state")
 
+    @model_validator(mode="after")
+    def _ordered(self) -> GridLimits:
+        if self.v_min_pu >= self.v_max_pu:
+            raise ValueError(f"v_min_pu below v_max_pu, got v_min_pu {self.v_min_pu} and v_max_pu "
+                             f"{self.v_max_pu}")
+        return self
+
 
 class GridDeviceConfig(Strict):
     """A regulator device in the feeder (SPEC §3); `setting` as in docs/grid.md."""

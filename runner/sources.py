@@ -94,6 +94,8 @@ def read_document(path: Path) -> Layered:
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError([f"{path}{line}: not valid YAML/JSON: {problem}"]) from None
+    except ValueError as exc:  # a well-formed scalar that is no value, e.g. the date 2026-13-45
+        raise ScenarioError([_bad_scalar(node, str(path), exc)]) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -104,6 +106,31 @@ def read_document(path: Path) -> Layered:
     if node is not None:
         _collect_origins(node, (), str(path), layer.origins)
     return layer
+
+
+def _bad_scalar(root: yaml.Node, file: str, exc: ValueError) -> str:
+    """Name the scalar YAML could not construct: its line, key path and text."""
+    for path, node in _scalars(root, ()):
+        try:
+            yaml.SafeLoader("").construct_object(node)
+        except ValueError:
+            kind = node.tag.rpartition(":")[2]
+            expected = ("a valid date, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS" if kind == "timestamp"
+                        else f"a valid {kind}")
+            return (f"{file}:{node.start_mark.line + 1}: key {'.'.join(map(str, path))}: given "
+                    f"{node.value!r}; expected {expected} ({exc})")
+    return f"{file}: {exc}"
+
+
+def _scalars(node: yaml.Node, path: KeyPath):
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            yield from _scalars(value_node, path + (key_node.value,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _scalars(item, path + (i,))
+    elif isinstance(node, yaml.ScalarNode):
+        yield path, node
 
 
 def _collect_origins(node: yaml.Node, path: KeyPath, file: str, out: dict[KeyPath, Origin]) -> None:

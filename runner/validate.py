@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,27 @@ def load_scenario(ref: str | Path, overrides: list[str] | None = None) -> tuple[
     layered = apply_overrides(load_layers(path), overrides or [])
     _anchor_file_paths(layered)
     try:
-        return Scenario.model_validate(layered.data), layered
+        scenario = Scenario.model_validate(layered.data)
     except ValidationError as exc:
         raise ScenarioError([_describe(err, layered) for err in exc.errors()]) from None
+    infinite = [f"{layered.origin_of(path) or layered.files[-1]}: key {'.'.join(map(str, path))}: "
+                f"given {value!r}; expected a finite number"
+                for path, value in _non_finite(scenario.model_dump(), ())]
+    if infinite:
+        raise ScenarioError(infinite)
+    return scenario, layered
+
+
+def _non_finite(node: Any, path: KeyPath):
+    """Every NaN or ±inf in a dumped scenario (a YAML `.inf` or `.nan` passes pydantic's floats)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _non_finite(value, path + (key,))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _non_finite(value, path + (i,))
 
 
 # key paths whose values may be files; "*" steps over list items
@@ -112,3 +131,13 @@ def _inner_model(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+def load_checked(ref: str | Path, overrides: list[str] | None = None) -> tuple[Scenario, Layered]:
+    """`load_scenario`, then every semantic check (runner/checks.py): what `lemcosim validate`,
+    `compose` and `run` do before any process starts."""
+    from lemcosim.runner.checks import check_scenario
+
+    scenario, layered = load_scenario(ref, overrides)
+    check_scenario(scenario, layered)
+    return scenario, layered

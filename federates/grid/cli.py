@@ -47,6 +47,9 @@ def run_powerflow(args: argparse.Namespace) -> int:
         raise LemcosimError(f"--load-mult {args.load_mult}: must be positive")
     if (args.at or args.setting) and not args.device:
         raise LemcosimError("--at and --setting need --device svr|fsvr|upfc")
+    if args.device == "upfc" and args.setting and ";" not in args.setting:
+        raise LemcosimError(f"--setting {args.setting!r}: upfc needs 3 magnitudes (pu) ; 3 angles "
+                            "(deg), e.g. '0.05,0.05,0.05;0,0,0'")
     device = parse_cli_setting(args.device, args.setting, args.continuous) if args.device else None
     model = GridModel(args.network, regulators=args.regulators, load_mult=args.load_mult,
                       device=device, device_at=args.at)
