@@ -11,7 +11,6 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from lemcosim.analysis.cli import add_analysis_parsers
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.cli import add_powerflow_parser, run_powerflow
 
@@ -79,8 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         args.out = str(Path("runs") / f"{name}-{stamp}")
     logs = Path(args.out) / "logs"
-    if logs.is_dir() and (any(logs.glob("*/*.parquet")) or any(logs.glob("*.csv"))):
-        raise LemcosimError(f"{args.out} already holds a run (logs/); logs are appended, so "
+    if logs.is_dir() and any(logs.glob("*.csv")):
+        raise LemcosimError(f"{args.out} already holds a run (logs/*.csv); logs are appended, so "
                             "give another --out or remove that folder")
     scenario, comp = _compose(args, Path(args.out))
     signal.signal(signal.SIGTERM, _interrupt)  # a terminated runner still ends its federation
@@ -99,6 +98,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from lemcosim.analysis.report import analyze
+
+    for path in analyze(Path(args.run_dir), Path(args.out) if args.out else None):
+        print(f"wrote {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-host scenario: launch only this host's brokers and federates")
     p.set_defaults(func=cmd_run)
 
-    add_analysis_parsers(sub)  # analyze, export, compare
+    p = sub.add_parser("analyze", help="tables (CSV, Markdown), plots (PNG) and a report of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
+    p.set_defaults(func=cmd_analyze)
 
     p = add_powerflow_parser(sub)
     p.set_defaults(func=run_powerflow)
