@@ -18,6 +18,7 @@ from typing import Any
 
 from lemcosim.federates.common.clock import WindowClock
 from lemcosim.federates.common.errors import LemcosimError
+from lemcosim.federates.common.heartbeat import Heartbeat
 from lemcosim.federates.common.tidylog import TidyLog
 
 _TIME_EPS_S = 1e-7
@@ -88,6 +89,7 @@ class FederateContext:
         self.settings = settings
         self.clock = settings.clock
         self.log = log
+        self.heartbeat = Heartbeat(settings.run_dir / "logs" / f"{settings.name}.heartbeat")
         self.time_s = 0.0
         self.publications = {
             h.helicsPublicationGetName(p): p
@@ -167,7 +169,9 @@ class FederateContext:
     ) -> float:
         """Request `target_s`; early grants (values/messages arriving) go to `on_interrupt`."""
         while self.time_s < target_s - _TIME_EPS_S:
+            self.heartbeat.requesting(target_s)  # the runner's fault attribution reads these
             self.time_s = self._h.helicsFederateRequestTime(self.fed, target_s)
+            self.heartbeat.granted(self.time_s)
             if self.time_s < target_s - _TIME_EPS_S and on_interrupt is not None:
                 on_interrupt(self)
         return self.time_s
