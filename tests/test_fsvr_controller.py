@@ -1,11 +1,7 @@
-"""FSVR voltage-correction scheme (hand-computed phasors) and the optimisers on real IEEE 13 flows."""
+"""The FSVR optimisers on real IEEE 13 flows (the correction scheme: test_fsvr_correction.py)."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
-from lemcosim.federates.fsvr_controller.correction import correct, reference, row_candidates
 from lemcosim.federates.fsvr_controller.optimise import (
     Evaluator,
     Objective,
@@ -17,40 +13,6 @@ from lemcosim.federates.fsvr_controller.optimise import (
     optimise,
 )
 from lemcosim.federates.grid.model import GridModel, Limits
-from lemcosim.federates.grid.vuf import vuf_pct
-
-
-def polar(pairs):
-    return np.array([m * np.exp(1j * np.radians(d)) for m, d in pairs])
-
-
-def test_correction_by_hand():
-    # V_in = 1∠0, 0.9∠−120, 1∠120: V+ = (1 + 0.9 + 1)/3 ∠0 → V_ref = 1∠0, 1∠−120, 1∠120.
-    # Phases a and c are already on target (row 0). Phase b: −0.1·(1∠0 + 1∠120) = 0.1∠−120
-    # lifts 0.9∠−120 to exactly 1∠−120, so row b = (−0.1, 0, −0.1) with zero error.
-    v_in = polar([(1, 0), (0.9, -120), (1, 120)])
-    assert reference(v_in) == pytest.approx(polar([(1, 0), (1, -120), (1, 120)]))
-    a, v_out = correct(v_in)
-    assert a[0] == pytest.approx([0, 0, 0]) and a[2] == pytest.approx([0, 0, 0])
-    assert a[1] == pytest.approx([-0.1, 0.0, -0.1])
-    assert v_out == pytest.approx(polar([(1, 0), (1, -120), (1, 120)]), abs=1e-12)
-    assert vuf_pct(v_out) == pytest.approx(0.0, abs=1e-9)
-
-
-def test_correction_is_the_exact_optimum_of_each_row():
-    rng = np.random.default_rng(4)
-    rows = row_candidates()
-    assert rows.shape == (729, 3)
-    for _ in range(20):
-        v_in = polar([(rng.uniform(0.9, 1.05), rng.uniform(-8, 8)),
-                      (rng.uniform(0.9, 1.05), -120 + rng.uniform(-8, 8)),
-                      (rng.uniform(0.9, 1.05), 120 + rng.uniform(-8, 8))])
-        a, v_out = correct(v_in)
-        target = reference(v_in)
-        for p in range(3):  # brute force, one candidate at a time
-            errors = [abs(v_in[p] + r @ v_in - target[p]) for r in rows]
-            assert abs(v_out[p] - target[p]) == pytest.approx(min(errors), abs=1e-12)
-        assert vuf_pct(v_out) <= vuf_pct(v_in) + 1e-9
 
 
 def test_optimisers_count_power_flows_and_improve_on_neutral():

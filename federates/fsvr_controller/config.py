@@ -61,6 +61,11 @@ class FsvrControllerConfig(BaseModel):
         "setting that makes a transaction feasible")
     study: StudyConfig = Field(default_factory=StudyConfig)
     assist: AssistConfig = Field(default_factory=AssistConfig)
+    target: Literal["feeder", "device_output"] = Field(
+        "feeder", description="correction mode: feeder — measure the feeder's voltages (two "
+        "power-flow queries per window) and bring them inside the grid's voltage band and towards "
+        "balanced nominal sets; device_output — the thesis' local scheme on the device's own "
+        "output, from its input phasors only")
     grid: str = Field("grid", description="the grid federate whose FSVR it drives")
     v_nom_pu: PositiveFloat = 1.0
     vw1_over_vir: PositiveFloat = 0.025

@@ -1,8 +1,11 @@
 """FSVR controller federate: voltage correction each window, or the chapter-4 study.
 
-Correction mode: at T_w + 2δ it reads `{grid}/device_v_in` (solved at T_w + δ), picks A by the
-voltage-correction scheme and sends it to `{grid}/control`; the grid applies it from its next
-solve. Answers of the grid (accepted or why not) are read and logged one window later.
+Correction mode: at T_w + 2δ it measures and picks A by the voltage-correction scheme, then sends
+it to `{grid}/control`; the grid applies it from its next solve. `target: feeder` measures the
+feeder with two power-flow queries (the setting in force, and a probe one level up on the
+diagonal: each node's gain) and corrects the feeder's voltages; `target: device_output` reads
+`{grid}/device_v_in` (solved at T_w + δ) and corrects the device output only. Answers of the grid
+(accepted or why not) are read and logged one window later.
 Study mode: in window 0 it runs the optimisers and loadability searches, one power-flow query
 round trip to the grid per evaluated setting (one sub-step each), and logs the results.
 """
@@ -19,7 +22,12 @@ from lemcosim.federates.common.app import FederateContext, FederateModel, Federa
 from lemcosim.federates.common.clock import MARKET_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
-from lemcosim.federates.fsvr_controller.correction import correct
+from lemcosim.federates.fsvr_controller.correction import (
+    FeederView,
+    correct,
+    correct_feeder,
+    levels,
+)
 from lemcosim.federates.fsvr_controller.optimise import (
     Objective,
     Solver,
@@ -39,6 +47,7 @@ class FsvrControllerFederate(FederateModel):
         self.name = settings.name
         self.config = FsvrControllerConfig.model_validate(settings.params)
         self.interruptible = self.config.mode == "assist"
+        self.a_now = np.zeros((3, 3))  # the setting this controller last commanded (correction)
 
     def on_interrupt(self, ctx: FederateContext, window: int) -> None:
         for source, text, _ in ctx.receive(f"{self.name}/assist"):
@@ -59,18 +68,43 @@ class FsvrControllerFederate(FederateModel):
                            1.0 if answer.get("accepted") else 0.0, "1/0", k)
             if answer.get("reason"):
                 ctx.log.record(t, window, str(answer.get("id")), "reason", answer["reason"], "", k)
-        key = f"{self.config.grid}/device_v_in"
-        if not ctx.updated(key):
-            return
-        data = ctx.read_json(key)
-        v_in = np.asarray(data["re"], float) + 1j * np.asarray(data["im"], float)
-        a, v_out = correct(v_in, self.config.v_nom_pu, self.config.vw1_over_vir)
+        if self.config.target == "feeder":
+            a = self._correct_feeder(ctx)
+            if a is None:
+                return
+        else:
+            key = f"{self.config.grid}/device_v_in"
+            if not ctx.updated(key):
+                return
+            data = ctx.read_json(key)
+            v_in = np.asarray(data["re"], float) + 1j * np.asarray(data["im"], float)
+            a, v_out = correct(v_in, self.config.v_nom_pu, self.config.vw1_over_vir)
+            ctx.log.record(t, window, "device", "vuf_in_pct", float(vuf_pct(v_in)), "%", k)
+            ctx.log.record(t, window, "device", "vuf_out_expected_pct", float(vuf_pct(v_out)),
+                           "%", k)
+        self.a_now = a
         ctx.send(f"{self.name}/ctl", f"{self.config.grid}/control",
                  {"id": f"w{window}", "device": {"kind": "fsvr", "alpha": a.ravel().tolist()}})
-        ctx.log.record_many(t, window, {f"alpha_{p}{q + 1}": float(a["abc".index(p), q])
-                                        for p in "abc" for q in range(3)}, "alpha", "pu", k)
-        ctx.log.record(t, window, "device", "vuf_in_pct", float(vuf_pct(v_in)), "%", k)
-        ctx.log.record(t, window, "device", "vuf_out_expected_pct", float(vuf_pct(v_out)), "%", k)
+        ctx.log.record_many(ctx.time_s, window, {f"alpha_{p}{q + 1}": float(a["abc".index(p), q])
+                                                 for p in "abc" for q in range(3)}, "alpha", "pu",
+                            ctx.clock.substep_of(ctx.time_s))
+
+    def _correct_feeder(self, ctx: FederateContext) -> np.ndarray | None:
+        """Measure the feeder at the setting in force and one level up on the diagonal (two
+        queries at the grid's load), then the scheme's A for it; None if a flow did not solve."""
+        solve = self._query_solver(ctx, scale_load=False)
+        w1 = self.config.vw1_over_vir
+        now = solve(DeviceSetting("fsvr", alpha=self.a_now, vw1_over_vir=w1), 1.0)
+        if not now.converged or now.device_v_in is None or now.phasors is None:
+            return None
+        step = np.where(np.diag(self.a_now) < levels(w1)[-1] - 1e-12, w1, -w1)
+        probe = solve(DeviceSetting("fsvr", alpha=self.a_now + np.diag(step), vw1_over_vir=w1), 1.0)
+        if not probe.converged or probe.phasors is None:
+            return None
+        view = FeederView.measured(now.node_names, now.phasors, probe.phasors,
+                                   step * now.device_v_in)
+        return correct_feeder(now.device_v_in, self.a_now, view, now.band_pu,
+                              self.config.v_nom_pu, w1)
 
     # --- chapter-4 study through the grid's queries ---------------------------------------
     def _assist(self, ctx: FederateContext, window: int, request: dict) -> dict:
@@ -78,7 +112,7 @@ class FsvrControllerFederate(FederateModel):
         a = self.config.assist
         objective = Objective("weighted", w_loss_per_kw=a.w_loss_per_kw,
                               w_vuf_per_pct=a.w_vuf_per_pct, require_feasible=True)
-        solver = self._query_solver(ctx, request.get("injections") or {})
+        solver = self._query_solver(ctx, request.get("injections") or {}, scale_load=False)
         space = Space("fsvr", vw1_over_vir=self.config.vw1_over_vir)
         result = feasible_setting(solver, space, objective, a.iterations)
         found = result.summary.converged and result.summary.feasible
@@ -93,13 +127,18 @@ class FsvrControllerFederate(FederateModel):
                        float(answer["flows"]), "count", k)
         return answer
 
-    def _query_solver(self, ctx: FederateContext, injections: dict | None = None) -> Solver:
+    def _query_solver(self, ctx: FederateContext, injections: dict | None = None,
+                      scale_load: bool = True) -> Solver:
+        """Power flows by grid queries. scale_load: the solver's load multiplier is the feeder's
+        absolute load level (studies, λ); otherwise it is ignored and the grid solves at its own
+        level (assist and correction act on the window's real state)."""
         ids = itertools.count()
 
         def solve(setting: DeviceSetting | None, load_mult: float) -> Summary:
             request_id = f"s{next(ids)}"
-            request: dict = {"id": request_id, "injections": injections or {},
-                             "load_mult": load_mult, "detail": True}
+            request: dict = {"id": request_id, "injections": injections or {}, "detail": True}
+            if scale_load:
+                request["load_mult"] = load_mult
             if setting is not None:
                 request["device"] = setting.to_json()
             ctx.send(f"{self.name}/ctl", f"{self.config.grid}/query", request)
