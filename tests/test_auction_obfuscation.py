@@ -117,3 +117,13 @@ def test_encryptor_takes_prefetched_obfuscators_first(keypair):
         assert not enc._pending and not enc._ready  # all 300 came from the background batch
     assert [private.raw_decrypt(c) for c in values[:5]] == [0, 1, 2, 3, 4]
     assert private.raw_decrypt(values[299]) == 299
+
+
+def test_workers_yield_the_cpu_to_the_federates():
+    """Background workers run at a lower priority (niceness +10): they use idle CPU, so the
+    online work of a window is not slowed by the next window's precomputation."""
+    import os
+
+    with ObfuscatorPool(workers=1) as pool:
+        worker = pool._executor.submit(os.nice, 0).result()
+    assert worker == min(19, os.nice(0) + obfuscation.WORKER_NICENESS)

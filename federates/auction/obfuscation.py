@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import secrets
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ SECURITY_BITS = 128  # λ
 EXPONENT_BITS = 2 * SECURITY_BITS
 WINDOW_BITS = 8  # 32 rows × 256 entries: 4 MB per 2048-bit key, built in about 0.05 s
 _MIN_CHUNK = 256  # obfuscators per task sent to a worker process
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,15 @@ def _table(base: ObfuscatorBase) -> FixedBaseTable:
 
 def compute(base: ObfuscatorBase, count: int) -> list[gmpy2.mpz]:
     """`count` fresh obfuscators (h^𝒩)^x mod 𝒩², each x drawn from `secrets`, in this process."""
+    if count <= 0:
+        return []
     table = _table(base)
     return [table.power(secrets.randbits(EXPONENT_BITS)) for _ in range(count)]
+
+
+def _background() -> None:
+    """Worker processes yield the CPU to the federates' online work (they fill idle time)."""
+    os.nice(WORKER_NICENESS)
 
 
 def _chunks(count: int, workers: int) -> list[int]:
@@ -127,13 +136,14 @@ class Batch:
 class ObfuscatorPool:
     """Worker processes that compute obfuscators in the background: `submit` ahead of the window,
     `Batch.result()` when the window needs them. Workers start from a fresh interpreter
-    (forkserver), never by forking a process that already runs HELICS threads."""
+    (forkserver), never by forking a process that already runs HELICS threads, and run at a
+    lower priority than the federates."""
 
     def __init__(self, workers: int = 2) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         self.workers = workers
-        self._executor = ProcessPoolExecutor(workers, mp_context=context)
+        self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_background)
 
     def submit(self, base: ObfuscatorBase, count: int) -> Batch:
         return Batch([self._executor.submit(compute, base, size)
