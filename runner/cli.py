@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from lemcosim.analysis.cli import add_analysis_parsers
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.cli import add_powerflow_parser, run_powerflow
 
@@ -78,11 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         args.out = str(Path("runs") / f"{name}-{stamp}")
     logs = Path(args.out) / "logs"
-    if logs.is_dir() and any(logs.glob("*.csv")):
-        raise LemcosimError(f"{args.out} already holds a run (logs/*.csv); logs are appended, so "
+    if logs.is_dir() and (any(logs.glob("*/*.parquet")) or any(logs.glob("*.csv"))):
+        raise LemcosimError(f"{args.out} already holds a run (logs/); logs are appended, so "
                             "give another --out or remove that folder")
     scenario, comp = _compose(args, Path(args.out))
-    signal.signal(signal.SIGTERM, _interrupt)  # a terminated runner still ends its federation
+    # SIGINT/SIGTERM end the federation too (run_federation), then exit 130/143
     outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)
     if outcome.ok:
         console.print(f"[green]{outcome.message}[/green]")
@@ -93,19 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 console.print(f"wrote {path}")
         return 0
     _error(outcome.message)
-    return 1
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-def cmd_analyze(args: argparse.Namespace) -> int:
-    from lemcosim.analysis.report import analyze
-
-    for path in analyze(Path(args.run_dir), Path(args.out) if args.out else None):
-        print(f"wrote {path}")
-    return 0
+    return outcome.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,10 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-host scenario: launch only this host's brokers and federates")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("analyze", help="tables (CSV, Markdown), plots (PNG) and a report of a run")
-    p.add_argument("run_dir")
-    p.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis)")
-    p.set_defaults(func=cmd_analyze)
+    add_analysis_parsers(sub)  # analyze, export, compare
 
     p = add_powerflow_parser(sub)
     p.set_defaults(func=run_powerflow)
@@ -154,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     except LemcosimError as exc:
         _error(str(exc))
         code = 2
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt as exc:  # Ctrl-C; a run reports its own signal (launch.Interrupted)
+        code = getattr(exc, "exit_code", 130)
     if argv is None:
         sys.exit(code)
     return code

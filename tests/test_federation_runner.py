@@ -108,10 +108,11 @@ def test_run_killed_mid_way_leaves_logs_readable_up_to_the_last_window(tmp_path,
         [sys.executable, "-m", "lemcosim.runner.cli", "run", str(scenario), "--out", str(run_dir),
          "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        log = run_dir / "logs" / "recorder.csv"
+        # the recorder's progress passes window w once its log holds the counter's windows < w
+        progress = run_dir / "logs" / "recorder.progress"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if log.exists() and log.read_text().count("\n") >= 6:  # header + 5 windows
+            if progress.exists() and json.loads(progress.read_text())["window"] >= 5:
                 break
             time.sleep(0.05)
         runner.send_signal(signal.SIGTERM)

@@ -196,7 +196,8 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
     config_path = Path(config_path)
     config = json.loads(config_path.read_text())
     settings = FederateSettings.from_config(config, config_path)
-    log = TidyLog(settings.run_dir / "logs", settings.name)
+    log = TidyLog(settings.run_dir / "logs", settings.name,
+                  flush_every_windows=int(config["lemcosim"].get("log_flush_windows", 1)))
     fed = None
     try:
         model = make_model(settings)
@@ -210,17 +211,16 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
         for window in range(settings.clock.windows):
             ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
             model.on_window(ctx, window)
-            log.flush()
-            log.mark_progress(window)
+            log.end_window(window)
         ctx.advance_to(settings.clock.end_s, interrupt)
         model.finish(ctx)
-        log.flush()
+        log.close()
         log.mark_progress(settings.clock.windows - 1, "done")
         h.helicsFederateDisconnect(fed)
         h.helicsFederateFree(fed)
         return 0
     except Exception as exc:  # noqa: BLE001 - every failure must reach the runner with its reason
-        log.flush()
+        log.close()
         reason = str(exc) if isinstance(exc, LemcosimError) else traceback.format_exc()
         (settings.run_dir / "logs" / f"{settings.name}.error").write_text(reason)
         print(f"federate {settings.name} failed: {exc}", file=sys.stderr)
@@ -236,7 +236,7 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
 def _interrupt_handler(model: FederateModel) -> Callable[[FederateContext], None]:
     def handle(ctx: FederateContext) -> None:
         model.on_interrupt(ctx, ctx.window)
-        ctx.log.flush()
+        ctx.log.flush()  # journalled at once, written as Parquet with the window's batch
 
     return handle
 
