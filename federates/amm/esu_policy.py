@@ -12,9 +12,12 @@ liquidity. The policy, per ESU and window, from its state of charge s (pu of cap
   back down to `soc_high_pu`; inside the band it leaves the energy to the market.
 
 The exchange is at most `exchange_power_pu`·P_max·Δt. Charging x kWh from the utility stores
-x·η; selling y kWh takes y/η. The exchange enters the window's obligation ES_cont(n) as its first
-term (−x or +y), so the market's energy and power limits, the approval power flows, the schedule
-and the SOC update at delivery all see it. It is paid at `buy_price` / `sell_price` (M per kWh).
+x·η; selling y kWh takes y/η. It is a contract with the utility, not a market trade: it is settled
+on the state of charge at the window's start (so the liquidity the ESU commits reflects it), the
+inverter keeps P_max − |x|/Δt for the market in that window, and the market publishes it as an
+injection before its first query, so the grid commits it in the window's base state: the DSO
+judges the trades against the feeder with the exchange (docs/amm.md). It is paid at `buy_price` /
+`sell_price` (M per kWh).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
 
-from lemcosim.federates.amm.market import AmmWindow, StorageUnit
+from lemcosim.federates.amm.market import StorageUnit
 
 
 class EsuPolicyConfig(BaseModel):
@@ -37,7 +40,7 @@ class EsuPolicyConfig(BaseModel):
     cheap_from_h: float = Field(0.0, ge=0, le=24, description="cheap hours start (local clock)")
     cheap_to_h: float = Field(6.0, ge=0, le=24, description="cheap hours end; equal: none")
     soc_cheap_pu: float = Field(0.6, ge=0, le=1, description="recharge target in the cheap hours")
-    exchange_power_pu: float = Field(0.5, gt=0, le=1, description="share of P_max for the exchange")
+    exchange_power_pu: float = Field(0.5, gt=0, lt=1, description="share of P_max for the exchange")
     buy_price: NonNegativeFloat = Field(0.15, description="M per kWh the ESU pays the utility")
     sell_price: NonNegativeFloat = Field(0.08, description="M per kWh the utility pays the ESU")
 
@@ -58,6 +61,8 @@ class Exchange:
     """One ESU's exchange with the utility in a window: kWh at its terminals (+ bought)."""
 
     esu: str
+    bus: str
+    phases: str
     bought_kwh: float
     money: float  # M paid (+) or received (−)
 
@@ -80,13 +85,34 @@ def exchange_kwh(esu: StorageUnit, policy: EsuPolicyConfig, hour: float, dt_s: f
     return -min((soc - target) * esu.capacity_kwh * esu.efficiency, limit)
 
 
-def manage(book: AmmWindow, policy: EsuPolicyConfig, when: datetime) -> list[Exchange]:
-    """Open the window's obligations with each ESU's utility exchange (before liquidity)."""
-    hour = when.hour + when.minute / 60.0 + when.second / 3600.0
-    done = []
-    for name, esu in book.esus.items():
-        kwh = exchange_kwh(esu, policy, hour, book.dt_s)
-        book.es_cont[name] -= kwh  # buying is absorbing: a negative obligation
-        price = policy.buy_price if kwh > 0 else policy.sell_price
-        done.append(Exchange(name, kwh, kwh * price))
-    return done
+class EsuManager:
+    """Applies the policy to the market's ESUs window after window (remembers their rated power)."""
+
+    def __init__(self, policy: EsuPolicyConfig) -> None:
+        self.policy = policy
+        self.rated_kw: dict[str, float] = {}
+
+    def start_window(self, esus: list[StorageUnit], when: datetime, dt_s: float) -> list[Exchange]:
+        """Settle each ESU's exchange on its SOC and leave the rest of its power to the market."""
+        hour = when.hour + when.minute / 60.0 + when.second / 3600.0
+        done = []
+        for esu in esus:
+            esu.power_kw = self.rated_kw.setdefault(esu.name, esu.power_kw)
+            kwh = exchange_kwh(esu, self.policy, hour, dt_s)
+            esu.soc_kwh += kwh * esu.efficiency if kwh > 0 else kwh / esu.efficiency
+            esu.power_kw -= abs(kwh) * 3600.0 / dt_s
+            price = self.policy.buy_price if kwh > 0 else self.policy.sell_price
+            done.append(Exchange(esu.name, esu.bus, esu.phases, kwh, kwh * price))
+        return done
+
+
+def exchange_injections(done: list[Exchange], dt_s: float) -> dict[str, list[float]]:
+    """The exchanges as grid injections, kW per BUS.PHASE (buying is a load: negative)."""
+    out: dict[str, list[float]] = {}
+    for x in done:
+        if x.bought_kwh == 0.0:
+            continue
+        for phase in x.phases:
+            acc = out.setdefault(f"{x.bus}.{phase}", [0.0, 0.0])
+            acc[0] -= x.bought_kwh * 3600.0 / dt_s / len(x.phases)
+    return out

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from lemcosim.federates.amm.config import AmmConfig
-from lemcosim.federates.amm.esu_policy import manage
+from lemcosim.federates.amm.esu_policy import EsuManager, exchange_injections
 from lemcosim.federates.amm.market import AmmWindow, StorageUnit, Transaction, TxResult
 from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, Pool
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
@@ -57,10 +57,13 @@ class AmmFederate(FederateModel):
         self.last_close: float | None = None
         self._query_ids = itertools.count()
         self.start = datetime.fromisoformat(settings.start) if settings.start else datetime(2026, 6, 21)
+        policy = self.config.esu_policy
+        self.esu_manager = EsuManager(policy) if policy is not None else None
 
     # --- one window ------------------------------------------------------------------------
     def on_window(self, ctx: FederateContext, window: int) -> None:
         books: dict[str, AmmWindow] = {}
+        exchange = self._manage_esus(ctx, window)
         base_losses = self._committed_losses(ctx)
         opening = 0.0
         for label, esus in self.books.items():
@@ -71,13 +74,6 @@ class AmmFederate(FederateModel):
                 loss_compensation=self.config.loss_compensation,
                 bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
                 retail=self.config.pool.retail, base_losses_kw=base_losses)
-            if self.config.esu_policy is not None:  # utility exchange first (esu_policy.py)
-                when = self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
-                for x in manage(books[label], self.config.esu_policy, when):
-                    ctx.log.record(ctx.time_s, window, x.esu, "utility_exchange_kwh", x.bought_kwh,
-                                   "kWh", self._substep(ctx))
-                    ctx.log.record(ctx.time_s, window, x.esu, "utility_exchange_m", x.money, "M",
-                                   self._substep(ctx))
             self._add_liquidity(ctx, window, label, books[label], esus, opening)
         results = []
         for tx in self._intents(ctx, window):
@@ -100,6 +96,7 @@ class AmmFederate(FederateModel):
                 ctx.log.record(ctx.time_s, window, esu.name, "es_cont_kwh",
                                book.es_cont[esu.name], "kWh", self._substep(ctx))
             _merge(schedule, book.schedule())
+        _merge(schedule, exchange)
         self.last_close = float(np.mean([b.pool.price for b in books.values()]))
         ctx.publish(f"{self.name}/injections", schedule)
         ctx.publish(f"{self.name}/price", self.last_close)
@@ -113,6 +110,25 @@ class AmmFederate(FederateModel):
                                       ("utility_kwh", sum(r.utility_kwh for r in results
                                                           if r.approved), "kWh")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
+
+    def _manage_esus(self, ctx: FederateContext, window: int) -> dict[str, list[float]]:
+        """ESU energy management (esu_policy.py): each ESU's utility exchange, published before the
+        first query so that the grid commits it in the window's base state."""
+        if self.esu_manager is None:
+            return {}
+        esus = [e for units in self.books.values() for e in units]
+        when = self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
+        done = self.esu_manager.start_window(esus, when, self.dt_s)
+        for x in done:
+            ctx.log.record(ctx.time_s, window, x.esu, "utility_exchange_kwh", x.bought_kwh, "kWh",
+                           self._substep(ctx))
+            ctx.log.record(ctx.time_s, window, x.esu, "utility_exchange_m", x.money, "M",
+                           self._substep(ctx))
+        exchange = exchange_injections(done, self.dt_s)
+        if exchange:
+            ctx.publish(f"{self.name}/injections", exchange)
+            ctx.advance_to(ctx.time_s + ctx.clock.substep_s)  # the grid re-solves its base state
+        return exchange
 
     def _add_liquidity(self, ctx: FederateContext, window: int, label: str, book: AmmWindow,
                        esus: list[StorageUnit], opening: float) -> None:
