@@ -311,6 +311,7 @@ def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: 
             "windows": scenario.windows,
             "substep_s": scenario.time.substep_s,
             "start": scenario.time.start.isoformat(),
+            "log_flush_windows": scenario.logs.flush_windows,
             "params": plan.params,
         },
     }

@@ -69,6 +69,12 @@ class HelicsConfig(Strict):
     )
 
 
+class LogsConfig(Strict):
+    flush_windows: PositiveInt = Field(
+        1, description="windows per Parquet row group of each federate's log; rows between "
+        "are journalled, so a killed run keeps them either way (docs: README, Run folders and logs)")
+
+
 class FederateSection(Strict):
     enabled: bool = True
     external: bool = Field(False, description="not launched by the runner; connects by itself")
@@ -186,6 +192,7 @@ class Scenario(Strict):
     description: str = ""
     time: TimeConfig = Field(default_factory=TimeConfig)
     helics: HelicsConfig = Field(default_factory=HelicsConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
     network: NetworkConfig | None = None
     prosumers: ProsumersSection | None = None
     grid: GridSection | None = None
