@@ -1,25 +1,43 @@
-"""Auction scale: online window time and offline precomputation, packed vs one ciphertext per number.
+"""Auction scale: online window time and offline precomputation, packed vs one ciphertext per number,
+and the same window measured in a real federation.
 
 usage: python benchmarks/auction.py [--prosumers 1000 10000] [--levels 20] [--key-bits 2048]
                                     [--clusters 10] [--naive-sample 20] [--phe-sample 200]
                                     [--workers 2]
+       python benchmarks/auction.py --federation [--prosumers 1000 10000] [--windows 4]
 
-Online (per window): PT encryption with precomputed obfuscators (2 packed ciphertexts per
-prosumer), CC aggregation, KG decryption of aggregates, clearing, and the encrypted settlement
-(2 masked amounts per prosumer, from 4 precomputed-obfuscator encryptions). Offline: the window's
-obfuscators (6 per prosumer) in the Damgård–Jurik–Nielsen short-exponent form with fixed-base tables
-(federates/auction/obfuscation.py), all of them, on `--workers` worker processes; next to it, phe's
-plain obfuscation (r^𝒩 mod 𝒩², full-length r) timed on `--phe-sample` ciphertexts and scaled
-linearly to the window (printed as such). Baseline for the online part, in the same run: phe's
-own encryption of every number (2·P per prosumer, obfuscation online) and ciphertext additions —
-measured on `--naive-sample` prosumers and scaled linearly (printed as such). CCs run in parallel
-in a real deployment; here they run one after the other and the online time is the sum.
+Pure model. Online (per window): PT encryption with precomputed obfuscators (2 packed ciphertexts
+per prosumer), CC aggregation, KG decryption of aggregates, clearing, and the encrypted settlement
+(2 masked amounts per prosumer, from 4 precomputed-obfuscator encryptions), in one process (the
+CCs one after the other). Offline: the window's obfuscators (6 per prosumer) in the
+Damgård–Jurik–Nielsen short-exponent form with fixed-base tables (federates/auction/obfuscation.py),
+all of them, on `--workers` worker processes; next to it, phe's plain obfuscation (r^𝒩 mod 𝒩²,
+full-length r) timed on `--phe-sample` ciphertexts and scaled linearly to the window (printed as
+such). Baseline for the online part, in the same run: phe's own encryption of every number (2·P
+per prosumer, obfuscation online) and ciphertext additions — measured on `--naive-sample`
+prosumers and scaled linearly (printed as such).
+
+--federation runs scenario ch6_cigre_lv_10k (every role a HELICS federate, 2 PT federates, 3
+CCs as parallel processes, obfuscators for the next window precomputed by a niced background
+worker per PT) with the population scaled to each `--prosumers` value, `--windows` windows and
+one billing cycle longer than the run. Each PT logs when its window starts; the online window
+time is the interval between consecutive window starts once the pipeline runs (windows 1 to
+W−2: the whole window — bids, aggregation, clearing, congestion check, encrypted settlement —
+plus the next positions). Printed next to it: the first window (key generation and that
+window's obfuscators on the critical path), the time PTs waited for obfuscators in the measured
+windows, and the pure model's online time for the same population and clusters in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -55,7 +73,8 @@ def phe_obfuscation_s(public, count: int) -> float:
 
 
 def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, phe_sample: int,
-        pool: ObfuscatorPool) -> None:
+        pool: ObfuscatorPool) -> float:
+    """Print the pure model's offline and online times; return the online time."""
     rng = np.random.default_rng(1)
     pair = generate_key_set(1, key_bits, allow_short_keys=key_bits < 2048)[0]
     size = -(-n // clusters)
@@ -104,6 +123,38 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
     print(f"  online window:          {online:8.2f} s  (bids in → clearing → encrypted settlement)")
     print(f"  naive bid encryption:   {naive:8.2f} s  (one phe ciphertext per number, scaled "
           f"from {len(sample)}); ratio naive/online {naive / online:6.1f}x")
+    return online
+
+
+GROUP_SHARES = (0.4, 0.3, 0.3)  # ch6_cigre_lv_10k's up/mid/end groups (4000/3000/3000)
+
+
+def federation(n: int, windows: int, levels: int, key_bits: int, out: Path) -> dict[str, float]:
+    """Run ch6_cigre_lv_10k scaled to `n` prosumers; window timings from the PTs' logs."""
+    counts = [round(n * share) for share in GROUP_SHARES]
+    counts[0] += n - sum(counts)
+    overrides = [f"time.windows={windows}", f"auction.cycle_windows={windows + 1}",
+                 f"auction.levels={levels}", f"auction.key_bits={key_bits}",
+                 f"auction.allow_short_keys={str(key_bits < 2048).lower()}",
+                 f"auction.dso.lines.0.limit_kw={15 * n / 60:g}",  # the ch6 limit per household
+                 *(f"prosumers.groups.{i}.count={c}" for i, c in enumerate(counts))]
+    run_dir = out / f"federation_{n}"
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "lemcosim.runner.cli", "run", "ch6_cigre_lv_10k",
+                           "--out", str(run_dir), "--no-progress",
+                           *(arg for o in overrides for arg in ("--set", o))],
+                          capture_output=True, text=True)
+    total = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"federation with {n} prosumers failed:\n{proc.stderr}")
+    rows = [json.loads(line) for path in sorted((run_dir / "logs").glob("pt*.timing.jsonl"))
+            for line in path.read_text().splitlines()]
+    starts = [min(r["start"] for r in rows if r["window"] == w) for w in range(windows)]
+    steady = [starts[w + 1] - starts[w] for w in range(1, windows - 1)]
+    return {"online": statistics.median(steady), "min": min(steady), "max": max(steady),
+            "first": starts[1] - starts[0], "total": total,
+            "wait": max(sum(r["obfuscator_wait_s"] for r in rows if r["window"] == w)
+                        for w in range(1, windows - 1))}
 
 
 def main() -> None:
@@ -115,13 +166,30 @@ def main() -> None:
     parser.add_argument("--naive-sample", type=int, default=20)
     parser.add_argument("--phe-sample", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--federation", action="store_true",
+                        help="also time the window in a real federation (ch6_cigre_lv_10k)")
+    parser.add_argument("--windows", type=int, default=4, help="federation: windows per run (≥ 3)")
     args = parser.parse_args()
-    with ObfuscatorPool(args.workers) as pool:
-        pool.compute(Encryptor(generate_key_set(1, 512, allow_short_keys=True)[0].public).base,
-                     1)  # start the worker processes before timing
-        for n in args.prosumers:
-            run(n, args.levels, args.key_bits, args.clusters, args.naive_sample, args.phe_sample,
-                pool)
+    if args.federation and args.windows < 3:
+        parser.error("--windows must be at least 3: window 0 fills the pipeline")
+    for n in args.prosumers:
+        with ObfuscatorPool(args.workers) as pool:
+            pool.start()  # the worker processes, before timing
+            clusters = 3 if args.federation else args.clusters  # the scenario's three clusters
+            floor = run(n, args.levels, args.key_bits, clusters, args.naive_sample,
+                        args.phe_sample, pool)
+        if args.federation:
+            with tempfile.TemporaryDirectory() as tmp:
+                fed = federation(n, args.windows, args.levels, args.key_bits, Path(tmp))
+            print(f"  federation, online window: {fed['online']:6.2f} s  (median of windows 1.."
+                  f"{args.windows - 2}, range {fed['min']:.2f}–{fed['max']:.2f} s; 2 PT "
+                  f"federates, 3 CCs, KG, MO, DSO, prosumers, broker on this machine's cores)")
+            print(f"    pure-model floor:        {floor:6.2f} s  (same run, one process); "
+                  f"federation/floor {fed['online'] / floor:5.1f}x")
+            print(f"    obfuscator wait:         {fed['wait']:6.2f} s  (worst measured window: "
+                  "time a PT waited for the background obfuscators)")
+            print(f"    first window:            {fed['first']:6.2f} s  (keys and that window's "
+                  f"obfuscators on the critical path); whole run {fed['total']:.1f} s")
 
 
 if __name__ == "__main__":

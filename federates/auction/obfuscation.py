@@ -145,6 +145,11 @@ class ObfuscatorPool:
         self.workers = workers
         self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_background)
 
+    def start(self) -> None:
+        """Start every worker now (a worker otherwise starts with the first task it is needed for)."""
+        for future in [self._executor.submit(os.getpid) for _ in range(self.workers)]:
+            future.result()
+
     def submit(self, base: ObfuscatorBase, count: int) -> Batch:
         return Batch([self._executor.submit(compute, base, size)
                       for size in _chunks(count, self.workers)], count)
