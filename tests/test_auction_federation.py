@@ -74,7 +74,9 @@ def test_cc_mo_dso_see_no_individual_value(run_dir):
     for path in sorted((run_dir / "logs").iterdir()):
         if path.name.split(".")[0] not in ("cc_c_up", "cc_c_mid", "cc_c_end", "mo", "dso"):
             continue
-        text = path.read_text()
+        # a federate's Parquet log is read back as text: numbers rendered as they were logged
+        text = (load_run(run_dir, [path.name]).to_csv() if path.is_dir()
+                else path.read_bytes().decode("utf-8", errors="replace"))
         checked += len(text)
         found = pattern.search(text)
         assert found is None, f"{path.name} contains the individual value {found.group(0)}"
@@ -108,16 +110,6 @@ def test_bad_ciphertexts_are_rejected_by_name_and_the_window_clears(run_dir):
     assert rejected.str.contains("prosumer up1 buy: ciphertext under key").any()
     cleared = df[(df.federate == "mo") & (df.quantity == "mcp")]
     assert set(cleared.entity) == {"c_up", "c_mid", "c_end"}
-
-
-def test_only_pt_and_kg_know_the_key_schedule_seed(tmp_path):
-    out = tmp_path / "composed"
-    proc = lemcosim("compose", "ch6_cigre_lv_congested", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    for name in ("kg", "pt", "mo", "dso", "cc_c_up"):
-        config = json.loads((out / "federates" / f"{name}.json").read_text())
-        seed = config["lemcosim"]["params"]["auction"]["key_seed"]
-        assert (seed == 2026) == (name in ("kg", "pt")), name
 
 
 def test_kg_detects_a_terminal_that_misreports_its_cleared_energy(run_dir):

@@ -7,25 +7,29 @@ import re
 
 import numpy as np
 import pytest
+from helpers import lemcosim
+from pydantic import ValidationError
 
 from lemcosim.federates.auction.aggregate import ClusterError, aggregate
 from lemcosim.federates.auction.bids import Bid, BidError, encrypt_bid
 from lemcosim.federates.auction.clearing import clear
 from lemcosim.federates.auction.codec import QTY_SCALE, CodecError, SlotLayout, encode_qty
+from lemcosim.federates.auction.config import AuctionConfig, RoleNameError, check_cluster_names
 from lemcosim.federates.auction.congestion import clear_with_network
 from lemcosim.federates.auction.keys import (
     Encryptor,
     KeyError_,
     add,
-    decrypt_signed,
     generate_key_set,
     key_schedule,
 )
 from lemcosim.federates.auction.settlement import (
-    decrypt_cycle_total,
-    masked_amount,
-    plaintext_amount,
-    zero_sum_masks,
+    UNITS_PER_M,
+    CycleMasks,
+    bill_bound_units,
+    cycle_bill_units,
+    net_masked_amount,
+    net_units,
 )
 
 TEST_KEY_BITS = 512
@@ -128,26 +132,120 @@ def test_congested_line_splits_two_price_areas_by_hand():
     assert relaxed.binding_line is None and {r.clearing.mcp for r in relaxed.areas} == {0.2}
 
 
+def settle_cycle(keys, schedule, windows, rng):
+    """One prosumer's cycle exactly as PT, CC and KG run it: the PT encrypts b, s and its mask
+    under the window's key, the CC computes 𝔄 = Enc(b·MCP·BCFL − s·MCP·SCF + mask) and adds it per
+    key, the KG decrypts the per-key sums. Returns (KG's decryptions, plaintext amounts)."""
+    ids = [k.fingerprint for k in keys]
+    encryptors = {k.fingerprint: Encryptor(k.public) for k in keys}
+    masks, sums, amounts = CycleMasks(), {}, []
+    for t in range(windows):
+        key = keys[schedule[t]]
+        j = ids[schedule[t]]
+        b, s = float(rng.integers(0, 5000)) / QTY_SCALE, float(rng.integers(0, 5000)) / QTY_SCALE
+        mcp = float(rng.choice([0.08, 0.12, 0.19, 0.3]))
+        bcfl, scf = float(rng.choice([1, 0.95, 0.5])), float(rng.choice([1, 0.4]))
+        amount = net_units(b, s, mcp, bcfl, scf)
+        m = masks.mask(j, key.public.n, amount, closing=t == windows - 1)
+        enc = encryptors[j]
+        ct = net_masked_amount(key.public, enc.encrypt(int(encode_qty(b))),
+                               enc.encrypt(int(encode_qty(s))), mcp, bcfl, scf, enc.encrypt(m))
+        sums[j] = add(key.public, sums[j], ct) if j in sums else ct
+        amounts.append((j, amount))
+    by_id = {k.fingerprint: k for k in keys}
+    return {j: by_id[j].private.raw_decrypt(c) for j, c in sums.items()}, amounts
+
+
 def test_24_window_bill_equals_the_plaintext_sum(keys):
-    """Thesis table 6.15: every prosumer's masked, encrypted costs over a billing cycle of 24
-    windows decrypt (per key set, summed) to exactly its plaintext bill."""
+    """Thesis table 6.15: a prosumer's masked, encrypted net amounts over a billing cycle of 24
+    windows under 3 keys decrypt (per key set, combined) to exactly its plaintext bill."""
     rng = np.random.default_rng(6)
-    schedule = key_schedule(24, 3, seed=11)
-    windows_of_key = {j: [t for t in range(24) if schedule[t] == j] for j in range(3)}
-    assert all(len(w) >= 2 for w in windows_of_key.values())
-    encryptors = {j: Encryptor(keys[j].public) for j in range(3)}
-    for _prosumer in ("alice", "bob", "carol"):  # three prosumers, each its own masks
-        masks = zero_sum_masks(windows_of_key, bound=10**12, rng=rng)
-        sums: dict[int, int] = {}
-        plain = 0.0
-        for t in range(24):
-            j = schedule[t]
-            qty = float(rng.integers(0, 5000)) / QTY_SCALE  # b_i at the cleared level, kWh
-            mcp, bcfl = float(rng.choice([0.08, 0.12, 0.19, 0.3])), float(rng.choice([1, 0.95, 0.5]))
-            ct = masked_amount(keys[j].public, encryptors[j].encrypt(int(round(qty * QTY_SCALE))),
-                               mcp, bcfl, encryptors[j].encrypt(masks[t]))
-            sums[j] = add(keys[j].public, sums[j], ct) if j in sums else ct
-            plain += plaintext_amount(qty, mcp, bcfl)
-            # a single window decrypts to a masked value, not the cost (unless the mask is 0)
-            assert decrypt_signed(keys[j], ct) != round(plaintext_amount(qty, mcp, bcfl) * 1e11)
-        assert decrypt_cycle_total(keys, sums) == pytest.approx(plain, abs=1e-9)
+    schedule = key_schedule(24, 3)
+    assert sorted(set(schedule)) == [0, 1, 2] and len(schedule) == 24
+    for _prosumer in ("alice", "bob", "carol"):  # each its own masks
+        decrypted, amounts = settle_cycle(keys, schedule, 24, rng)
+        closing = keys[schedule[-1]]
+        bill = cycle_bill_units(decrypted, closing.fingerprint, closing.public.n)
+        assert bill == sum(a for _, a in amounts)  # exact, in 1e-11 M
+        assert abs(bill) <= bill_bound_units(24, 5.0, 0.3)
+        assert bill / UNITS_PER_M == pytest.approx(sum(a for _, a in amounts) / UNITS_PER_M)
+
+
+def test_kg_decryptions_of_the_smallest_cycle_reveal_no_per_key_or_window_value(keys):
+    """2 windows, 2 keys (one window each): the KG decrypts one sum per key. The sum of the key
+    that does not close the cycle is uniform mod 𝒩 — it never equals, nor lies near, that
+    window's amount (|amount| < 10¹⁰ ≪ 𝒩 ≈ 2⁵¹²); the closing key's sum is S minus it. With
+    the old masks (sum zero within each key set, bounded by 10¹⁵) a one-window key set would
+    have decrypted to the amount itself."""
+    rng = np.random.default_rng(11)
+    pair = keys[:2]
+    bound = bill_bound_units(2, 5.0, 0.3)
+    fractions = []
+    for trial in range(60):
+        schedule = [trial % 2, 1 - trial % 2]
+        decrypted, amounts = settle_cycle(pair, schedule, 2, rng)
+        (j_open, a_open), (j_close, a_close) = amounts
+        n_open = next(k.public.n for k in pair if k.fingerprint == j_open)
+        n_close = next(k.public.n for k in pair if k.fingerprint == j_close)
+        d_open, d_close = decrypted[j_open], decrypted[j_close]
+        for d, n in ((d_open, n_open), (d_close, n_close)):
+            signed = d - n if d > n // 2 else d
+            assert abs(signed) > bound  # not a per-window or per-key amount of the prosumer
+            assert signed not in (a_open, a_close)
+        fractions.append(d_open / n_open)
+        assert cycle_bill_units(decrypted, j_close, n_close) == a_open + a_close
+    # uniform on [0, 1): all four quarters hit (a bounded mask would leave them at 0 or 1)
+    assert {int(4 * f) for f in fractions} == {0, 1, 2, 3}
+
+
+def test_key_schedule_comes_from_os_randomness_and_no_seed_is_configurable():
+    schedules = {tuple(key_schedule(24, 3)) for _ in range(5)}
+    assert len(schedules) > 1  # 3²¹ possible arrangements: five draws never all agree
+    assert all(sorted(set(s)) == [0, 1, 2] for s in schedules)
+    with pytest.raises(KeyError_, match="2 windows cannot give each of 3 keys a window"):
+        key_schedule(2, 3)
+    config = {"clusters": {"a": ["r1"]}}
+    AuctionConfig.model_validate(config)
+    with pytest.raises(ValidationError, match="key_seed"):
+        AuctionConfig.model_validate(config | {"key_seed": 2026})
+
+
+@pytest.mark.parametrize("clusters, message", [
+    ({"kg": ["r1"], "c": ["r2"]}, "cluster name 'kg' is reserved"),
+    ({"mo": ["r1"]}, "cluster name 'mo' is reserved"),
+    ({"dso": ["r1"]}, "cluster name 'dso' is reserved"),
+    ({"pt": ["r1"]}, "cluster name 'pt' is reserved"),
+    ({"pt_0": ["r1"]}, "cluster name 'pt_0' is reserved"),
+    ({"cc_a": ["r1"]}, "cluster name 'cc_a' is reserved"),
+    ({"Up Stream": ["r1"]}, "must be a lower-case identifier"),
+])
+def test_cluster_names_that_would_merge_roles_are_refused(clusters, message):
+    with pytest.raises(RoleNameError, match=message):
+        check_cluster_names(list(clusters))
+    with pytest.raises(ValidationError, match=message):
+        AuctionConfig.model_validate({"clusters": clusters})
+
+
+def test_validate_refuses_a_cluster_named_like_a_role_before_launch(tmp_path):
+    proc = lemcosim("validate", "ch6_cigre_lv_congested", "--set", "auction.clusters.kg=[r18]",
+                    "--set", "auction.clusters.c_end=[r8, r9, r10, r17]")
+    assert proc.returncode != 0
+    assert "auction.clusters" in proc.stderr and "'kg' is reserved" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = lemcosim("validate", "ch6_cigre_lv_congested", "--set", "auction.source=mo")
+    assert proc.returncode != 0 and "source 'mo' is the name of an auction role" in proc.stderr
+
+
+def test_packed_counts_give_each_slot_its_non_zero_contributors():
+    # 3 members, 3 levels: contributors per level 1, 2, 3 (a buyer at level 0 only, ...)
+    layout = SlotLayout(levels=3, max_qty_kwh=5, max_cluster=10, key_bits=TEST_KEY_BITS)
+    assert layout.count_bits == 5  # bits(11) + 1 guard bit
+    curves = [[0, 0, 1.5], [0, 2.0, 2.0], [4.0, 3.0, 0.5]]
+    total = sum(layout.pack(encode_qty(c)) for c in curves)
+    assert list(layout.unpack(total)) == [4000, 5000, 4000]
+    assert list(layout.unpack_counts(total)) == [1, 2, 3]
+    layout.check_sum(total, members=3)
+    with pytest.raises(CodecError, match="not a sum of 2 valid curves"):
+        layout.check_sum(total, members=2)  # level 2 counts 3 contributors
+    with pytest.raises(CodecError, match="exceeds the"):
+        layout.check_sum(total << layout.plaintext_bits, members=3)

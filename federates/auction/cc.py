@@ -9,7 +9,7 @@ from lemcosim.federates.auction.bids import EncryptedBid
 from lemcosim.federates.auction.codec import CodecError
 from lemcosim.federates.auction.keys import add
 from lemcosim.federates.auction.role import Role, majority, parse_int, public_key
-from lemcosim.federates.auction.settlement import masked_amount
+from lemcosim.federates.auction.settlement import net_masked_amount
 from lemcosim.federates.common.app import FederateContext, FederateSettings
 
 
@@ -22,7 +22,7 @@ class ClusterCoordinator(Role):
         super().__init__(settings)
         self.cluster: str = settings.params["cluster"]
         self.keys: dict[str, paillier.PaillierPublicKey] = {}
-        self.sums: dict[tuple[str, str], list[int]] = {}
+        self.sums: dict[tuple[str, str], int] = {}  # (member, key id) → Σ 𝔄
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         self.receive(ctx)
@@ -37,50 +37,53 @@ class ClusterCoordinator(Role):
                 agg = aggregate(self.cluster, bids, self.keys[key_id], self.layout,
                                 self.config.k_min)
                 self.send(ctx, "kg", {"type": "aggregate", "cluster": self.cluster,
-                                      "key_id": key_id, "buy": str(agg.buy), "sell": str(agg.sell)})
+                                      "key_id": key_id, "members": len(agg.members),
+                                      "buy": str(agg.buy), "sell": str(agg.sell)})
                 self.aggregated = set(agg.members)
                 self.log(ctx, window, self.cluster, "bids_aggregated", float(len(agg.members)),
                          "count")
                 for _prosumer, reason in agg.rejected:  # the reason names the prosumer
                     self.log(ctx, window, self.cluster, "bid_rejected", reason)
+                if agg.rejected:  # their terminals settle them at 0: their bids did not clear
+                    self.send(ctx, "pt", {"type": "rejected", "window": window,
+                                          "prosumers": [p for p, _ in agg.rejected]})
             except (ClusterError, CodecError) as exc:
                 self.log(ctx, window, self.cluster, "refused", str(exc))
         elif bids:
             self.log(ctx, window, self.cluster, "refused", f"bids under unknown key {key_id}")
         self.at(ctx, window, 8)
         result = next((m for m in self.take("result")), None)
-        cleared = (result or {}).get("clusters", {}).get(self.cluster)
-        cycle, position = self.cycle_of(window)
-        cleared_sum: dict[str, int] = {}
+        cleared = (result or {}).get("clusters", {}).get(self.cluster) or {}
+        mcp, bcfl, scf = (cleared.get(q, 0.0) for q in ("mcp", "bcfl", "scf"))
+        checked: dict[str, list[int]] = {}  # for KG's consistency check: Σ b, Σ s of members
         check_key = None
         for message in self.take("settle"):
             for entry in message["entries"]:
                 public = self.keys.get(entry["key_id"])
                 if public is None:
                     continue
-                if entry["prosumer"] in self.aggregated:  # for KG's consistency check
+                b, s, m = (parse_int(entry[q]) for q in ("b", "s", "m"))
+                if entry["prosumer"] in self.aggregated:
                     check_key = entry["key_id"]
-                    for q in ("b", "s"):
-                        cleared_sum[q] = (add(public, cleared_sum[q], parse_int(entry[q]))
-                                          if q in cleared_sum else parse_int(entry[q]))
-                mcp = cleared["mcp"] if cleared else 0.0
-                cost = masked_amount(public, parse_int(entry["b"]), mcp,
-                                     cleared["bcfl"] if cleared else 0.0, parse_int(entry["mb"]))
-                revenue = masked_amount(public, parse_int(entry["s"]), mcp,
-                                        cleared["scf"] if cleared else 0.0, parse_int(entry["ms"]))
+                    checked[entry["prosumer"]] = [b, s]
+                net = net_masked_amount(public, b, s, mcp, bcfl, scf, m)
                 key = (entry["prosumer"], entry["key_id"])
-                if key in self.sums:
-                    self.sums[key] = [add(public, self.sums[key][0], cost),
-                                      add(public, self.sums[key][1], revenue)]
-                else:
-                    self.sums[key] = [cost, revenue]
-        if cleared and check_key is not None:
-            self.send(ctx, "kg", {"type": "cleared_sum", "cluster": self.cluster,
-                                  "key_id": check_key, "level": cleared["level"],
-                                  "b": str(cleared_sum["b"]), "s": str(cleared_sum["s"])})
-        if position == self.config.cycle_windows - 1 or window == ctx.clock.windows - 1:
-            sums = [{"prosumer": p, "key_id": k, "cost": str(c), "revenue": str(r)}
-                    for (p, k), (c, r) in self.sums.items()]
+                self.sums[key] = add(public, self.sums[key], net) if key in self.sums else net
+        if cleared.get("level", -1) >= 0 and check_key is not None:
+            public = self.keys[check_key]
+            check = {"type": "cleared_sum", "cluster": self.cluster, "key_id": check_key,
+                     "level": cleared["level"], "members": len(checked),
+                     "b": str(add(public, *(v[0] for v in checked.values()))),
+                     "s": str(add(public, *(v[1] for v in checked.values())))}
+            if self.cluster in self.config.faults.forged_cleared_sum:
+                # a decryption-oracle attempt: one member's ciphertexts as the check sum, then a
+                # check sum that admits to covering one member
+                first = next(iter(checked.values()))
+                check |= {"b": str(first[0]), "s": str(first[1])}
+                self.send(ctx, "kg", check | {"members": 1})
+            self.send(ctx, "kg", check)
+        if self.closes_cycle(ctx, window):
+            sums = [{"prosumer": p, "key_id": k, "net": str(c)} for (p, k), c in self.sums.items()]
             self.send(ctx, "kg", {"type": "cycle_sums", "cluster": self.cluster, "sums": sums})
             self.log(ctx, window, self.cluster, "cycle_sums_sent", float(len(sums)), "count")
             self.sums = {}

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+import re
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from lemcosim.federates.common.errors import LemcosimError
 
 
 class _Strict(BaseModel):
@@ -27,6 +40,9 @@ class FaultConfig(_Strict):
     wrong_key: list[str] = Field(default_factory=list, description="prosumer ids")
     misreport: list[str] = Field(default_factory=list, description="prosumer ids that report half "
                                  "their cleared quantities in the settlement")
+    forged_cleared_sum: list[str] = Field(default_factory=list, description="clusters whose CC "
+                                          "sends KG one member's cleared quantity as its check sum "
+                                          "(a decryption-oracle attempt)")
 
 
 class AuctionConfig(_Strict):
@@ -37,8 +53,11 @@ class AuctionConfig(_Strict):
     allow_short_keys: bool = Field(False, description="tests only: keys below 2048 bits")
     keys_per_cycle: PositiveInt = 3
     cycle_windows: PositiveInt = Field(24, description="billing cycle, windows")
-    key_seed: int = Field(0, description="the PTs' and KG's shared secret for the key schedule")
-    k_min: int = Field(3, ge=2)
+    k_min: int = Field(3, ge=2, description="fewest members of a cluster, and of the non-zero "
+                       "contributors to an aggregate slot the MO may see")
+    thin_slots: Literal["suppress", "report"] = Field(
+        "suppress", description="aggregate slots with 1..k_min-1 non-zero contributors: KG zeroes "
+        "them before the MO sees them (suppress) or only counts them (report)")
     max_cluster: int = Field(1000, ge=2, description="largest cluster: sets the slot headroom")
     terminals: PositiveInt = Field(1, description="PT federates sharing the population "
                                    "(member i of the positions goes to PT i mod terminals)")
@@ -55,12 +74,25 @@ class AuctionConfig(_Strict):
     dso: DsoConfig = Field(default_factory=DsoConfig)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
+    @field_validator("clusters")
+    @classmethod
+    def _cluster_names(cls, clusters: dict[str, list[str]]) -> dict[str, list[str]]:
+        check_cluster_names(list(clusters))
+        return clusters
+
+    @field_validator("source")
+    @classmethod
+    def _source_name(cls, source: str) -> str:
+        if source.lower() in RESERVED_NAMES or source.lower().startswith(("cc_", "pt_")):
+            raise RoleNameError(f"source {source!r} is the name of an auction role's federate")
+        return source
+
     @model_validator(mode="after")
     def _consistent(self) -> AuctionConfig:
         if self.fit >= self.retail:
             raise ValueError(f"fit {self.fit} must be below retail {self.retail}")
-        if self.cycle_windows < 2 * self.keys_per_cycle:
-            raise ValueError("every key of a billing cycle needs two windows: raise cycle_windows "
+        if self.cycle_windows < self.keys_per_cycle:
+            raise ValueError("every key of a billing cycle needs a window: raise cycle_windows "
                              "or lower keys_per_cycle")
         seen: dict[str, str] = {}
         for cluster, buses in self.clusters.items():
@@ -75,3 +107,26 @@ class AuctionConfig(_Strict):
             if bus.lower() in (b.lower() for b in buses):
                 return cluster
         return None
+
+
+# federate names of the roles (runner/compose.py): a cluster or population of the same name would
+# merge two roles into one federate (a KG that receives individual bids while holding the keys)
+RESERVED_NAMES = frozenset({"kg", "mo", "dso", "pt"})
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+
+class RoleNameError(LemcosimError, ValueError):
+    """A cluster or population name that would merge two auction roles into one federate."""
+
+
+def check_cluster_names(clusters: list[str]) -> None:
+    """Cluster names become CC federates `cc_NAME`: lower-case identifiers, none a role's name
+    (a name given twice is a duplicate YAML key, which runner/sources.py refuses)."""
+    for cluster in clusters:
+        if not _NAME.fullmatch(cluster):
+            raise RoleNameError(f"cluster name {cluster!r} must be a lower-case identifier "
+                                "(letters, digits, _)")
+        if cluster in RESERVED_NAMES or cluster.startswith(("pt_", "cc_")):
+            raise RoleNameError(f"cluster name {cluster!r} is reserved for an auction role "
+                                f"({', '.join(sorted(RESERVED_NAMES))}, pt_*, cc_*)")

@@ -9,10 +9,10 @@ encoded mod 𝒩 and decoded from the upper half of [0, 𝒩).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass, field
 
 import gmpy2
-import numpy as np
 from phe import paillier
 
 from lemcosim.federates.auction.obfuscation import (
@@ -50,22 +50,24 @@ class KeyPair:
 
 def generate_key_set(n_keys: int, key_bits: int = DEFAULT_KEY_BITS,
                      allow_short_keys: bool = False) -> list[KeyPair]:
-    """K_gen for one billing cycle: `n_keys` independent Paillier key pairs."""
+    """K_gen for one billing cycle: `n_keys` independent Paillier key pairs (phe draws the
+    primes from random.SystemRandom, the OS's CSPRNG)."""
     if key_bits < DEFAULT_KEY_BITS and not allow_short_keys:
         raise KeyError_(f"{key_bits}-bit keys are below the {DEFAULT_KEY_BITS}-bit default; only "
                         "tests may ask for them (allow_short_keys=True)")
     return [KeyPair(*paillier.generate_paillier_keypair(n_length=key_bits)) for _ in range(n_keys)]
 
 
-def key_schedule(windows: int, n_keys: int, seed: int) -> list[int]:
-    """Window → key index, known to PTs and KG only. Every key serves at least two windows, so
-    the zero-sum masks of a key's windows never reduce to a single (revealing) window."""
-    if n_keys < 1 or windows < 2 * n_keys:
-        raise KeyError_(f"{windows} windows cannot give each of {n_keys} keys two windows")
-    schedule = np.concatenate([np.arange(n_keys), np.arange(n_keys),
-                               np.random.default_rng(seed).integers(0, n_keys, windows - 2 * n_keys)])
-    np.random.default_rng(seed + 1).shuffle(schedule)
-    return schedule.tolist()
+def key_schedule(windows: int, n_keys: int) -> list[int]:
+    """Window → key index for one billing cycle, drawn by the KG from OS randomness (`secrets`):
+    every key serves at least one window, the other windows a uniformly random key. The KG sends
+    it to the PTs with the keys; it is no secret from the CCs (docs/privacy.md)."""
+    if n_keys < 1 or windows < n_keys:
+        raise KeyError_(f"{windows} windows cannot give each of {n_keys} keys a window")
+    rng = secrets.SystemRandom()
+    schedule = list(range(n_keys)) + [rng.randrange(n_keys) for _ in range(windows - n_keys)]
+    rng.shuffle(schedule)
+    return schedule
 
 
 @dataclass
@@ -143,8 +145,3 @@ def check(public: paillier.PaillierPublicKey, ciphertext: object, key_id: str, w
         raise CiphertextError(f"{who}: malformed ciphertext (not a unit modulo 𝒩²)")
     return ciphertext
 
-
-def decrypt_signed(pair: KeyPair, ciphertext: int) -> int:
-    """Decrypt to a signed integer (values ≥ 𝒩/2 are negative)."""
-    m = pair.private.raw_decrypt(ciphertext)
-    return m - pair.public.n if m > pair.public.n // 2 else m

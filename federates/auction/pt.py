@@ -11,14 +11,12 @@ from phe import paillier
 
 from lemcosim.federates.auction.bids import Bid, encrypt_bid
 from lemcosim.federates.auction.codec import encode_qty
-from lemcosim.federates.auction.keys import Encryptor, fingerprint, generate_key_set, key_schedule
+from lemcosim.federates.auction.keys import Encryptor, fingerprint, generate_key_set
 from lemcosim.federates.auction.obfuscation import ObfuscatorPool
 from lemcosim.federates.auction.role import Role, public_key
-from lemcosim.federates.auction.settlement import plaintext_amount, zero_sum_masks
+from lemcosim.federates.auction.settlement import UNITS_PER_M, CycleMasks, net_units
 from lemcosim.federates.common.app import FederateContext, FederateSettings
 from lemcosim.runner.errors import LemcosimError
-
-MASK_BOUND = 10**15
 
 
 class ProsumerTerminals(Role):
@@ -28,12 +26,12 @@ class ProsumerTerminals(Role):
 
     def __init__(self, settings: FederateSettings) -> None:
         super().__init__(settings)
-        self.keys: list[paillier.PaillierPublicKey] = []
+        self.keys: dict[str, paillier.PaillierPublicKey] = {}  # key id → public key
         self.encryptors: dict[str, Encryptor] = {}
-        self.schedule: list[int] = []
-        self.masks: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
-        self.own_bill: dict[str, float] = defaultdict(float)
-        self.rng = np.random.default_rng(self.config.key_seed + 99)
+        self.schedule: list[str] = []  # position in the cycle → key id (from the KG)
+        self.masks: dict[str, CycleMasks] = {}  # member → this cycle's masks
+        self.cluster_of: dict[str, str] = {}  # member → its cluster in this cycle
+        self.own_units: dict[str, int] = defaultdict(int)  # member → own record of the cycle
         # this federate serves members i with i mod terminals == index of the positions
         self.index, self.terminals = settings.params.get("terminal", (0, 1))
         workers = self.config.obfuscator_workers
@@ -46,13 +44,12 @@ class ProsumerTerminals(Role):
         self.receive(ctx)
         cycle, position = self.cycle_of(window)
         for message in self.take("keys"):
-            self.keys = [public_key(k["n"]) for k in message["keys"]]
-            self.encryptors = {fingerprint(k): Encryptor(k) for k in self.keys}
-            self.schedule = key_schedule(self.config.cycle_windows, len(self.keys),
-                                         self.config.key_seed + cycle)
-            self.masks = {}
-        key = self.keys[self.schedule[position]]
-        enc = self.encryptors[fingerprint(key)]
+            self.keys = {k["id"]: public_key(k["n"]) for k in message["keys"]}
+            self.encryptors = {key_id: Encryptor(k) for key_id, k in self.keys.items()}
+            self.schedule = message["schedule"]
+            self.masks, self.cluster_of = {}, {}
+        key_id = self.schedule[position]
+        enc = self.encryptors[key_id]
         positions = ctx.read_json(f"{self.config.source}/positions") or {}
         bids: dict[str, list[Bid]] = defaultdict(list)
         members: dict[str, str] = {}
@@ -64,7 +61,7 @@ class ProsumerTerminals(Role):
             members[pid] = cluster
             self.served.add(pid)
             bids[cluster].append(self._bid(pid, float(e)))
-        need = 6 * len(members)  # 2 bid curves, 2 cleared quantities, 2 masks per member
+        need = 5 * len(members)  # 2 bid curves, 2 cleared quantities, 1 mask per member
         wait = time.perf_counter()
         enc.precompute(max(0, need - enc.stock))  # only what the previous window did not
         enc.collect()
@@ -79,47 +76,45 @@ class ProsumerTerminals(Role):
             self.send(ctx, cluster, {"type": "bids", "window": window, "bids": encrypted})
         if self.pool is not None and position + 1 < len(self.schedule):
             # the next window's obfuscators, computed while the rest of this window runs
-            upcoming = self.encryptors[fingerprint(self.keys[self.schedule[position + 1]])]
-            in_use = 4 * len(members) if upcoming is enc else 0  # this window's settlement
+            upcoming = self.encryptors[self.schedule[position + 1]]
+            in_use = 3 * len(members) if upcoming is enc else 0  # this window's settlement
             upcoming.prefetch(max(0, need + in_use - upcoming.stock), self.pool)
         self.at(ctx, window, 7)
         result = next((m for m in self.take("result")), {"clusters": {}})
-        windows_of_key = {j: [t for t, k in enumerate(self.schedule) if k == j]
-                          for j in range(len(self.keys))}
+        rejected = {p for m in self.take("rejected") for p in m["prosumers"]}
+        suppressed = next((m["slots"] for m in self.take("suppressed")), {})
+        closing = self.closes_cycle(ctx, window)
         entries: dict[str, list[dict]] = defaultdict(list)
         for cluster, cluster_bids in bids.items():
-            cleared = result["clusters"].get(cluster)
+            cleared = result["clusters"].get(cluster) or {"level": -1}
+            level = cleared["level"]
+            thin = suppressed.get(cluster, {})
             for bid in cluster_bids:
-                if bid.prosumer not in self.masks:
-                    self.masks[bid.prosumer] = (
-                        zero_sum_masks(windows_of_key, MASK_BOUND, self.rng),
-                        zero_sum_masks(windows_of_key, MASK_BOUND, self.rng))
-                level = cleared["level"] if cleared else -1
-                b = bid.buy[level] if level >= 0 else 0.0
-                s = bid.sell[level] if level >= 0 else 0.0
+                # what cleared of this bid: nothing if the CC rejected it, the cluster did not
+                # clear, or KG suppressed its side's slot at the cleared level
+                b, s = (0.0 if level < 0 or bid.prosumer in rejected or level in thin.get(side, [])
+                        else float(curve[level])
+                        for side, curve in (("buy", bid.buy), ("sell", bid.sell)))
                 if bid.prosumer in self.config.faults.misreport:
                     b, s = b / 2, s / 2  # a terminal that understates its cleared energy
-                mask_cost, mask_rev = (m[position] for m in self.masks[bid.prosumer])
-                entries[cluster].append({
-                    "prosumer": bid.prosumer, "key_id": fingerprint(key),
-                    "b": str(enc.encrypt(int(encode_qty(b)))),
-                    "s": str(enc.encrypt(int(encode_qty(s)))),
-                    "mb": str(enc.encrypt(mask_cost)), "ms": str(enc.encrypt(mask_rev))})
-                if cleared:  # the prosumer's own record, to check the bill against
-                    self.own_bill[bid.prosumer] += (
-                        plaintext_amount(b, cleared["mcp"], cleared["bcfl"])
-                        - plaintext_amount(s, cleared["mcp"], cleared["scf"]))
+                amount = net_units(b, s, cleared["mcp"], cleared["bcfl"], cleared["scf"]) \
+                    if level >= 0 else 0
+                entries[cluster].append(self._entry(bid.prosumer, key_id, enc, b, s, amount,
+                                                    closing))
+                self.cluster_of[bid.prosumer] = cluster
+                self.own_units[bid.prosumer] += amount
+        if closing:  # members without a bid now still need their closing mask
+            for prosumer in self.masks.keys() - {b.prosumer for v in bids.values() for b in v}:
+                entries[self.cluster_of[prosumer]].append(
+                    self._entry(prosumer, key_id, enc, 0.0, 0.0, 0, closing))
         for cluster, cluster_entries in entries.items():
             self.send(ctx, cluster, {"type": "settle", "window": window, "entries": cluster_entries})
-        if position == self.config.cycle_windows - 1 or window == ctx.clock.windows - 1:
+        if closing:
             self.at(ctx, window, 10)
             for message in self.take("bills"):
-                for prosumer, bill in message["bills"].items():
-                    if prosumer not in self.served:
-                        continue
-                    self.log(ctx, window, prosumer, "bill", bill, "M")
-                    self.log(ctx, window, prosumer, "own_record", self.own_bill[prosumer], "M")
-            self.own_bill = defaultdict(float)
+                for prosumer in self.masks:  # this terminal's members of the cycle
+                    self._log_bill(ctx, window, prosumer, message)
+            self.own_units = defaultdict(int)
         with open(self.timing, "a", encoding="utf-8") as fh:  # for benchmarks/auction.py
             fh.write(json.dumps({"window": window, "start": started_wall, "end": time.time(),
                                  "obfuscator_wait_s": wait}) + "\n")
@@ -127,6 +122,30 @@ class ProsumerTerminals(Role):
     def finish(self, ctx: FederateContext) -> None:
         if self.pool is not None:
             self.pool.close()
+
+    def _entry(self, prosumer: str, key_id: str, enc: Encryptor, b: float, s: float, amount: int,
+               closing: bool) -> dict:
+        """Enc(b), Enc(s) and Enc(mask) of one member for this window's settlement."""
+        masks = self.masks.setdefault(prosumer, CycleMasks())
+        mask = masks.mask(key_id, self.keys[key_id].n, amount, closing)
+        return {"prosumer": prosumer, "key_id": key_id, "b": str(enc.encrypt(int(encode_qty(b)))),
+                "s": str(enc.encrypt(int(encode_qty(s)))), "m": str(enc.encrypt(mask))}
+
+    def _log_bill(self, ctx: FederateContext, window: int, prosumer: str, message: dict) -> None:
+        """The KG's bill next to the member's own record; a bill that differs is disputed."""
+        own = self.own_units[prosumer]
+        self.log(ctx, window, prosumer, "own_record", own / UNITS_PER_M, "M")
+        self.log(ctx, window, prosumer, "bill_windows", float(message["windows"]), "count")
+        if prosumer in message["refused"]:
+            self.log(ctx, window, prosumer, "bill_refused", message["refused"][prosumer])
+            return
+        bill = message["bills"].get(prosumer)
+        if bill is None:
+            self.log(ctx, window, prosumer, "bill_refused", "the KG sent no bill")
+            return
+        self.log(ctx, window, prosumer, "bill", bill, "M")
+        if round(bill * UNITS_PER_M) != own:
+            self.log(ctx, window, prosumer, "bill_disputed", "the bill differs from own record")
 
     def _faulty(self, message: dict) -> dict:
         """Apply `auction.faults` (robustness studies) to one bid message."""

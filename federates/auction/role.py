@@ -42,9 +42,23 @@ class Role(FederateModel):
         self.receive(ctx)
 
     def receive(self, ctx: FederateContext) -> None:
+        """Queue every message as a JSON object, with `from` = the sending federate (as HELICS
+        reports it, not as the message claims)."""
         for source, text, _ in ctx.receive(f"{self.name}/msg"):
             self._write_audit("in", source, text)
-            self.inbox.append(json.loads(text))
+            sender = source.partition("/")[0]
+            try:
+                message = json.loads(text)
+            except json.JSONDecodeError:
+                message = None
+            if not isinstance(message, dict):
+                self.violation(ctx, sender, "a message that is not a JSON object")
+                continue
+            self.inbox.append(message | {"from": sender})
+
+    def violation(self, ctx: FederateContext, sender: str, what: str) -> None:
+        """A message the protocol does not allow: refused, logged naming its sender."""
+        self.log(ctx, ctx.window, sender, "protocol_violation", f"{sender}: {what}; refused")
 
     def _write_audit(self, direction: str, peer: str, text: str) -> None:
         if self.audit is not None:
@@ -65,6 +79,12 @@ class Role(FederateModel):
 
     def cycle_of(self, window: int) -> tuple[int, int]:
         return divmod(window, self.config.cycle_windows)
+
+    def closes_cycle(self, ctx: FederateContext, window: int) -> bool:
+        """A billing cycle's last window, or the run's: a cycle cut short by the end of the run
+        is settled over the windows it had (settlement.py)."""
+        return (self.cycle_of(window)[1] == self.config.cycle_windows - 1
+                or window == ctx.clock.windows - 1)
 
     def log(self, ctx: FederateContext, window: int, entity: str, quantity: str, value, unit=""):
         ctx.log.record(ctx.time_s, window, entity, quantity, value, unit,
