@@ -231,7 +231,7 @@ class AmmFederate(FederateModel):
                                f"setting: {(ack or {}).get('reason', 'no answer')}"}
         return {"feasible": True, "converged": True, "losses_kw": reply["losses_kw"],
                 "extremes": reply.get("extremes") or {}, "device": reply["device"],
-                "reason": "", "assist_flows": reply.get("flows")}
+                "reason": "", "assist_flows": reply.get("flows"), "rule": rejected.get("rule")}
 
     def _round_trip(self, ctx: FederateContext, destination: str, payload: dict,
                     max_substeps: int) -> dict | None:
@@ -262,6 +262,8 @@ class AmmFederate(FederateModel):
                 record(t, window, entity, quantity, float(value), _UNITS[quantity], k)
         if r.reason:
             record(t, window, entity, "reason", r.reason, "", k)
+        if r.grid.get("rule"):  # the DSO's approval rule (grid.limits.rule), per transaction
+            record(t, window, entity, "approval_rule", r.grid["rule"], "", k)
         for name, extreme in (r.grid.get("extremes") or {}).items():
             record(t, window, entity, name, float(extreme["value"]), "", k)
             record(t, window, entity, f"{name}_at", str(extreme["where"]), "", k)

@@ -68,6 +68,7 @@ class WindowReport:
                  for v in f.violations(self.limits) if v["value"] is not None]
         if self.device is not None:
             rows.append(("device", "setting", json.dumps(self.device), ""))
+        rows.append(("limits", "rule", self.limits.rule, ""))  # how queries are judged
         return rows
 
 
@@ -149,6 +150,7 @@ class GridService:
             "reason": flow.reason or ("; ".join(f"{v['constraint']} at {v['where']}: {v['value']}"
                                                  for v in violations)),
             "violations": violations,
+            "rule": self.model.limits.rule,
             "losses_kw": flow.losses_kw if flow.converged else None,
             "extremes": {k: dict(zip(("where", "value"), flow.extreme(k), strict=True))
                          for k in ("v_min", "v_max", "vuf_max", "loading_max")} if flow.converged
