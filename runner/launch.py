@@ -11,7 +11,9 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +21,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lemcosim.federates.common.heartbeat import read_beat
 from lemcosim.runner.compose import Composition
 from lemcosim.runner.schema import Scenario
 
 POLL_S = 0.1
 TERMINATE_GRACE_S = 5.0
+# failures this close to helics.timeout_s are the broker ending the run (--maxcosimduration)
+BROKER_LIMIT_MARGIN_S = 2.0
+# a federate whose heartbeat has not changed for this long has stopped advancing
+STALL_S = 3.0
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass
@@ -32,12 +40,54 @@ class Child:
     proc: subprocess.Popen
     stderr_path: Path
 
+    @property
+    def is_broker(self) -> bool:
+        return self.name.startswith("broker")
+
 
 @dataclass
 class RunOutcome:
     ok: bool
     message: str
     failed: str | None = None
+    exit_code: int = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the runner; `exit_code` is the conventional 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = EXIT_CODES.get(signum, 128 + signum)
+
+
+class _Signals:
+    """The first SIGINT/SIGTERM interrupts the run; any later one, during cleanup, only makes the
+    cleanup skip its grace period (SIGKILL at once), so no child is ever left behind."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.cleaning = False
+        self.hurry = False
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in EXIT_CODES:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.first is None:
+            self.first = signum
+        if self.cleaning:
+            self.hurry = True
+            return
+        raise Interrupted(signum)
 
 
 def _start(name: str, command: str, run_dir: Path) -> Child:
@@ -54,19 +104,23 @@ def _start(name: str, command: str, run_dir: Path) -> Child:
     return Child(name, proc, err_path)
 
 
-def _end(children: list[Child]) -> None:
+def _end(children: list[Child], hurry=lambda: False) -> None:
+    """SIGTERM (and SIGCONT, so a stopped child can act on it) to every process group, SIGKILL
+    after the grace period or at once if `hurry()` turns true; then SIGKILL whatever is left."""
     alive = [c for c in children if c.proc.poll() is None]
     for c in alive:
         _signal(c, signal.SIGTERM)
+        _signal(c, signal.SIGCONT)
     deadline = time.monotonic() + TERMINATE_GRACE_S
+    while any(c.proc.poll() is None for c in alive) and time.monotonic() < deadline and not hurry():
+        time.sleep(0.02)
+    for c in children:  # the stragglers, and anything a child left in its process group
+        _signal(c, signal.SIGKILL)
     for c in alive:
         try:
-            c.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal(c, signal.SIGKILL)
-            c.proc.wait(timeout=5)
-    for c in children:  # anything a child left in its process group
-        _signal(c, signal.SIGKILL)
+            c.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # stuck in the kernel; nothing more a signal can do
+            pass
 
 
 def _signal(child: Child, sig: int) -> None:
@@ -74,6 +128,17 @@ def _signal(child: Child, sig: int) -> None:
         os.killpg(child.proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def port_in_use(port: int, core_type: str) -> int | None:
+    """The first of the broker's ports (a zmq broker binds P and P+1) already bound, or None."""
+    for p in (port, port + 1) if core_type == "zmq" else (port,):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return p
+    return None
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -110,42 +175,53 @@ def run_federation(
     children: list[Child] = []
     internal = [p for p in comp.plans if not p.external]
     externals = [p.name for p in comp.plans if p.external]
-    windows = scenario.windows
-    started = time.monotonic()
-    try:
-        for name, command in comp.brokers():
-            children.append(_start(name, command, comp.run_dir))
-        for plan in internal:
-            children.append(_start(plan.name, comp.commands[plan.name], comp.run_dir))
-        (comp.run_dir / "logs" / "pids.json").write_text(
-            json.dumps({c.name: c.proc.pid for c in children})
-        )
-        for line in external_instructions(comp):
-            console.print(line, soft_wrap=True, highlight=False)
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("windows"), TimeElapsedColumn(), console=console,
-            disable=not show_progress, transient=False,
-        ) as progress:
-            task = progress.add_task(scenario.name, total=windows)
-            return _watch(comp, scenario, children, internal, externals, progress, task, started)
-    except KeyboardInterrupt:
-        return RunOutcome(False, "interrupted by the user; every federate was stopped")
-    finally:
-        _end(children)
+    if not comp.extra_brokers:  # a multi-host part's ports are the scenario's, checked by its hosts
+        busy = port_in_use(comp.port, scenario.helics.core_type)
+        if busy is not None:
+            return RunOutcome(False, f"broker port {busy} on 127.0.0.1 is in use (another run's "
+                              "broker, or another program): give another --port or "
+                              "helics.broker_port, or leave both unset for a free one", "broker", 2)
+    signals = _Signals()
+    with signals:
+        started = time.monotonic()
+        try:
+            for name, command in comp.brokers():
+                children.append(_start(name, command, comp.run_dir))
+            for plan in internal:
+                children.append(_start(plan.name, comp.commands[plan.name], comp.run_dir))
+            (comp.run_dir / "logs" / "pids.json").write_text(
+                json.dumps({c.name: c.proc.pid for c in children})
+            )
+            for line in external_instructions(comp):
+                console.print(line, soft_wrap=True, highlight=False)
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("windows"), TimeElapsedColumn(), console=console,
+                disable=not show_progress, transient=False,
+            ) as progress:
+                task = progress.add_task(scenario.name, total=scenario.windows)
+                return _watch(comp, scenario, children, internal, externals, progress, task, started)
+        except KeyboardInterrupt as exc:
+            signals.cleaning = True
+            code = exc.exit_code if isinstance(exc, Interrupted) else EXIT_CODES[signal.SIGINT]
+            name = signal.Signals(signals.first or signal.SIGINT).name
+            return RunOutcome(False, f"interrupted ({name}); every federate was stopped", None, code)
+        finally:
+            signals.cleaning = True
+            _end(children, lambda: signals.hurry)
 
 
 def _watch(comp, scenario, children, internal, externals, progress, task, started) -> RunOutcome:
     connected = False
-    timeout_s = scenario.helics.timeout_s + 30.0
+    limit_s = scenario.helics.timeout_s
     while True:
         time.sleep(POLL_S)
+        elapsed = time.monotonic() - started
         failed = [c for c in children if c.proc.poll() not in (None, 0)]
         if failed:
-            culprit = _culprit(comp.run_dir, failed)
-            reason = _reason(comp.run_dir, culprit)
-            return RunOutcome(False, f"federate {culprit.name!r} failed (exit code "
-                              f"{culprit.proc.returncode}):\n{reason}", culprit.name)
+            if elapsed >= limit_s - BROKER_LIMIT_MARGIN_S:  # the broker's --maxcosimduration
+                return _timed_out(comp, scenario, children, elapsed)
+            return _failure(comp, scenario, children, failed)
         states = [_progress_of(comp.run_dir, p.name) for p in internal]
         if not connected and internal and all(s is not None for s in states):
             connected = True
@@ -153,18 +229,114 @@ def _watch(comp, scenario, children, internal, externals, progress, task, starte
         progress.update(task, completed=max(0, done_windows))
         if all(c.proc.poll() == 0 for c in children):
             progress.update(task, completed=scenario.windows)
-            return RunOutcome(True, f"run complete: {comp.run_dir}")
-        elapsed = time.monotonic() - started
+            return RunOutcome(True, f"run complete: {comp.run_dir}", exit_code=0)
         if not connected and elapsed > scenario.helics.external_timeout_s + 30.0:
             waiting = externals or [p.name for p, s in zip(internal, states, strict=True) if s is None]
-            return RunOutcome(False, "federation did not start within "
-                              f"{scenario.helics.external_timeout_s:.0f} s; still waiting for: "
-                              f"{', '.join(waiting)}", waiting[0] if waiting else None)
-        if elapsed > timeout_s:
-            slow = [c.name for c in children if c.proc.poll() is None and not c.name.startswith("broker")]
-            return RunOutcome(False, f"federation exceeded helics.timeout_s = "
-                              f"{scenario.helics.timeout_s:.0f} s; still running: {', '.join(slow)}",
-                              slow[0] if slow else None)
+            return RunOutcome(False, "timeout: the federation did not start within "
+                              f"helics.external_timeout_s = {scenario.helics.external_timeout_s:.0f}"
+                              f" s; still waiting for: {', '.join(waiting)}",
+                              waiting[0] if waiting else None)
+        if elapsed > limit_s - POLL_S:  # just before the broker's own limit ends the federation
+            return _timed_out(comp, scenario, children, elapsed)
+
+
+def _failure(comp, scenario, children, failed: list[Child]) -> RunOutcome:
+    """A child exited non-zero: a broker (port in use?), or the federate that failed first."""
+    for broker in (c for c in failed if c.is_broker):
+        tail = _tail(broker.stderr_path)
+        if "Unable to bind" in tail:
+            return RunOutcome(False, f"{broker.name} could not bind its port {comp.port} (in use "
+                              f"by another run or program):\n{tail}", broker.name)
+        return RunOutcome(False, f"{broker.name} {_exit_text(broker.proc.returncode)}:\n{tail}",
+                          broker.name)
+    sick = _broker_trouble(children)
+    if sick:
+        return RunOutcome(False, f"{sick}; the federates failed as a consequence: "
+                          f"{', '.join(c.name for c in failed)}", "broker")
+    culprit = _culprit(comp.run_dir, failed)
+    reason = _reason(comp.run_dir, culprit)
+    return RunOutcome(False, f"federate {culprit.name!r} failed ({_exit_text(culprit.proc.returncode)})"
+                      f":\n{reason}", culprit.name)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        return f"crashed: killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _broker_trouble(children: list[Child]) -> str | None:
+    for c in children:
+        if not c.is_broker:
+            continue
+        if c.proc.poll() is not None:
+            return f"the {c.name} (PID {c.proc.pid}) {_exit_text(c.proc.returncode)}"
+        if process_state(c.proc.pid) == "T":
+            return f"the {c.name} (PID {c.proc.pid}) is stopped (process state T: SIGSTOP?)"
+    return None
+
+
+def process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of `pid` (R running, S sleeping, T stopped, Z zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def _timed_out(comp, scenario, children, elapsed: float) -> RunOutcome:
+    """Which federates stopped advancing, from their heartbeats and process states."""
+    window_s = scenario.time.window_s
+    now = time.time()
+    stalled, waiting, moving, finished, crashed = [], [], [], [], []
+    for c in children:
+        if c.is_broker:
+            continue
+        code = c.proc.poll()
+        if code == 0:
+            finished.append(c.name)
+            continue
+        if code is not None:
+            crashed.append(f"{c.name} ({_exit_text(code)})")
+            continue
+        beat = read_beat(comp.run_dir / "logs" / f"{c.name}.heartbeat")
+        where = (f"granted t = {beat.granted_s:g} s (window {int(beat.granted_s // window_s)})"
+                 if beat else "")
+        if process_state(c.proc.pid) == "T":
+            last = f"; last {where}" if where else ""
+            stalled.append(f"{c.name} is stopped (process state T: SIGSTOP?){last}")
+        elif beat is None:
+            stalled.append(f"{c.name} (no heartbeat: not in executing mode, or not a lemcosim "
+                           "federate)")
+        elif now - beat.wall_s < STALL_S:
+            moving.append(f"{c.name} ({where})")
+        elif beat.requesting:
+            waiting.append(f"{c.name} (requests t = {beat.requested_s:g} s since "
+                           f"{now - beat.wall_s:.0f} s; {where})")
+        else:
+            stalled.append(f"{c.name} hangs: {where}, and {now - beat.wall_s:.0f} s later it "
+                           "has not asked for the next time")
+    lines = [f"timeout: the run exceeded helics.timeout_s = {scenario.helics.timeout_s:g} s (the "
+             f"whole-run limit) after {elapsed:.0f} s"]
+    sick = _broker_trouble(children)
+    if sick:
+        lines.append(f"{sick}: no federate can advance")
+    if stalled:
+        lines.append("stopped advancing: " + "; ".join(stalled))
+    if waiting:
+        lines.append("waiting in a time request: " + "; ".join(waiting))
+    if moving:
+        lines.append("still advancing: " + "; ".join(moving))
+    if crashed:
+        lines.append("crashed: " + ", ".join(crashed))
+    if finished:
+        lines.append("finished: " + ", ".join(finished))
+    if not (sick or stalled or moving):
+        lines.append("every running federate waits in a time request: HELICS grants none "
+                     "(a federate that is not a lemcosim one, or the broker, holds the time)")
+    culprit = "broker" if sick else (stalled[0].split()[0] if stalled else None)
+    return RunOutcome(False, "\n".join(lines), culprit)
 
 
 def _culprit(run_dir: Path, failed: list[Child]) -> Child:

@@ -1,11 +1,13 @@
 """A researcher's own federate, written against HELICS only (no lemcosim import).
 
 usage: scripted_federate.py CONFIG.json [--fail-at-window N] [--sleep-per-window S]
+                            [--ignore-sigterm]
 Reads its window clock from the composed config, publishes a counter on its first publication,
 and raises at window N if asked: the runner must then stop the federation and name it.
 """
 
 import json
+import signal
 import sys
 import time
 
@@ -21,6 +23,8 @@ def option(flag: str, default: float) -> float:
 fail_at = int(option("--fail-at-window", -1))
 sleep_s = option("--sleep-per-window", 0.0)
 config = json.load(open(config_path))
+if "--ignore-sigterm" in sys.argv:  # a federate that must be killed (runner cleanup tests)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 clock = config["lemcosim"]
 window_s, windows = clock["window_s"], clock["windows"]
 
