@@ -11,7 +11,8 @@ import pandas as pd
 from lemcosim.analysis import plots
 
 _TX_COLUMNS = ["side", "prosumer", "bus", "e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh",
-               "price_after", "utility_kwh", "v_min", "v_max", "vuf_max", "loading_max", "reason"]
+               "price_after", "utility_kwh", "v_min", "v_max", "vuf_max", "loading_max", "reason",
+               "approval_rule"]
 
 
 def _amm_rows(df: pd.DataFrame) -> pd.DataFrame:
