@@ -1,0 +1,104 @@
+"""Floors a co-simulation benchmark divides by, measured in the same run (shared by benchmarks).
+
+- `opendss_floor(network, solves)`: a bare opendssdirect loop, one load changed and the circuit
+  solved `solves` times, voltages and losses read — what each power flow of the federation must
+  do at least. Returns the seconds and how many solves converged.
+- `pingpong_floor(round_trips)`: a bare 2-federate HELICS ping-pong on its own broker (zmq): the
+  pinger sends a message at t and requests t + δ, the ponger (woken by the message) answers at t
+  — the market–grid query pattern. Returns the seconds for `round_trips` round trips.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+_DELTA_S = 1e-3
+
+
+def opendss_floor(network: str, solves: int) -> tuple[float, int]:
+    from lemcosim.federates.grid.model import GridModel
+    from lemcosim.networks.builder import dss
+
+    model = GridModel(network)
+    model.set_injections({})
+    engine = dss()
+    load = engine.Loads.AllNames()[0]
+    engine.Loads.Name(load)
+    base_kw = engine.Loads.kW()
+    converged = 0
+    start = time.perf_counter()
+    for i in range(solves):
+        engine.Loads.Name(load)
+        engine.Loads.kW(base_kw * (1.0 + 0.01 * (i % 2)))
+        engine.Solution.Solve()
+        converged += bool(engine.Solution.Converged())
+        engine.Circuit.AllBusVolts()
+        engine.Circuit.Losses()
+    return time.perf_counter() - start, converged
+
+
+def _federate(name: str, broker: str, round_trips: int, ready) -> None:
+    import helics as h
+
+    info = h.helicsCreateFederateInfo()
+    h.helicsFederateInfoSetCoreTypeFromString(info, "zmq")
+    h.helicsFederateInfoSetCoreInitString(info, f"--federates=1 --broker_address={broker}")
+    h.helicsFederateInfoSetTimeProperty(info, h.HELICS_PROPERTY_TIME_DELTA, _DELTA_S)
+    if name == "pong":
+        h.helicsFederateInfoSetFlagOption(info, h.HELICS_FLAG_UNINTERRUPTIBLE, False)
+    fed = h.helicsCreateMessageFederate(name, info)
+    ep = h.helicsFederateRegisterEndpoint(fed, "ep", "")
+    h.helicsFederateEnterExecutingMode(fed)
+    ready.set()
+    if name == "ping":
+        t = 0.0
+        for _ in range(round_trips):
+            h.helicsEndpointSendBytesTo(ep, b"q", "pong/ep")
+            t = h.helicsFederateRequestTime(fed, t + _DELTA_S)
+            while h.helicsEndpointHasMessage(ep):
+                h.helicsEndpointGetMessage(ep)
+        h.helicsEndpointSendBytesTo(ep, b"stop", "pong/ep")
+    else:
+        done = False
+        while not done:
+            h.helicsFederateRequestTime(fed, h.HELICS_TIME_MAXTIME)
+            while h.helicsEndpointHasMessage(ep):
+                msg = h.helicsEndpointGetMessage(ep)
+                if h.helicsMessageGetBytes(msg) == b"stop":
+                    done = True
+                else:
+                    h.helicsEndpointSendBytesTo(ep, b"a", "ping/ep")
+    h.helicsFederateDisconnect(fed)
+    h.helicsFederateFree(fed)
+
+
+def pingpong_floor(round_trips: int, port: int = 23571) -> float:
+    """Seconds for `round_trips` HELICS message round trips between two bare federates."""
+    import helics as h
+
+    address = f"tcp://127.0.0.1:{port}"
+    broker = h.helicsCreateBroker("zmq", "floor_broker", f"--federates=2 --local_port={port}")
+    ctx = mp.get_context("spawn")
+    ready = [ctx.Event(), ctx.Event()]
+    procs = [ctx.Process(target=_federate, args=(name, address, round_trips, ev))
+             for name, ev in zip(("ping", "pong"), ready, strict=True)]
+    for p in procs:
+        p.start()
+    for ev in ready:
+        ev.wait(60)
+    start = time.perf_counter()
+    for p in procs:
+        p.join(600)
+    elapsed = time.perf_counter() - start
+    h.helicsBrokerWaitForDisconnect(broker, 10_000)
+    h.helicsBrokerFree(broker)
+    return elapsed
+
+
+if __name__ == "__main__":
+    seconds, ok = opendss_floor("ieee13", 2000)
+    print(f"opendss: 2000 solves in {seconds:.3f} s ({ok} converged), "
+          f"{seconds / 2000 * 1e3:.3f} ms each")
+    seconds = pingpong_floor(2000)
+    print(f"helics ping-pong: 2000 round trips in {seconds:.3f} s, {seconds / 2000 * 1e3:.3f} ms each")
