@@ -132,6 +132,31 @@ def test_congested_line_splits_two_price_areas_by_hand():
     assert relaxed.binding_line is None and {r.clearing.mcp for r in relaxed.areas} == {0.2}
 
 
+def test_split_exchange_is_corrected_until_the_ac_flow_holds_the_limit():
+    """The hand case above, but the line carries more than the exchange: 1.035 kW per kW (a
+    cable's AC PTDF with losses) plus a quadratic loss term 0.002·E². E = 40/1.035 = 38.65 kW
+    alone gives 40 + 0.002·38.65² = 42.99 kW; the correction must land in [39.8, 40] kW."""
+    prices = np.array([0.1, 0.2, 0.3])
+    demand = np.array([[0, 0, 0], [10, 8, 6], [10, 8, 6]], float)
+    supply = np.array([[10, 20, 30], [0, 0, 0], [0, 0, 0]], float)
+    ptdf = np.array([[0.0, -1.035, -1.035]])
+
+    def ac(injections):
+        b = injections[1:].sum()  # B's net injection (negative: it imports)
+        return np.array([1.035 * b + 0.002 * b * abs(b)])
+
+    result = clear_with_network(prices, demand, supply, ptdf, np.array([40.0]), 0.25, flows=ac)
+    assert result.binding_line == 0
+    assert 0.995 * 40 <= abs(result.flows_kw[0]) <= 40
+    # E solves 1.035·E + 0.002·E² = 40: E = (√(1.035² + 4·0.002·40) − 1.035)/0.004 = 36.13 kW;
+    # a flow 0.5 % lower, 39.8 kW, needs E = 35.96 kW
+    assert 35.96 <= result.exchange_kw <= 36.13
+    assert 1 < result.iterations <= 10
+    # B's buyers get what was imported: BCF = E·Δt / 12 kWh at the top price
+    b = result.areas[1].clearing
+    assert b.mcp == 0.3 and b.bcf == pytest.approx(result.exchange_kw * 0.25 / 12)
+
+
 def settle_cycle(keys, schedule, windows, rng):
     """One prosumer's cycle exactly as PT, CC and KG run it: the PT encrypts b, s and its mask
     under the window's key, the CC computes 𝔄 = Enc(b·MCP·BCFL − s·MCP·SCF + mask) and adds it per

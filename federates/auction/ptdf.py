@@ -1,8 +1,11 @@
-"""Power transfer distribution factors with clusters as areas, from the DSO's own power flows.
+"""The DSO's view of its feeder with clusters as areas: PTDFs and AC line flows from real power
+flows (OpenDSS through the grid model).
 
-PTDF[l, a] = ΔP_l / ΔP_a: the change of active power entering line l at its sending terminal when
-area a injects ΔP (spread evenly over its buses' phases) and the slack absorbs it; computed by
-finite differences on the real feeder (one power flow per area).
+An area's injection is spread evenly over its buses' phases; the slack (the upstream grid)
+absorbs it. `flows_kw(injections)` is the change of active power entering each monitored line at
+its sending terminal that the area injections cause, relative to the feeder without them — the
+flow the market's trades add, which the DSO's line limits bound. PTDF[l, a] is its finite
+difference for a 10 kW injection in area a.
 """
 
 from __future__ import annotations
@@ -26,16 +29,28 @@ def line_flows_kw(lines: list[str]) -> np.ndarray:
     return np.array(flows)
 
 
-def area_ptdf(network: str, areas: list[list[str]], lines: list[str]) -> np.ndarray:
-    model = GridModel(network)
-    model.solve()
-    base = line_flows_kw(lines)
-    ptdf = np.zeros((len(lines), len(areas)))
-    phases = model.bus_phases()
-    for a, buses in enumerate(areas):
-        keys = [k for k in phases if k.rpartition(".")[0] in {b.lower() for b in buses}]
-        model.set_injections({k: [_DELTA_KW / len(keys), 0.0] for k in keys})
-        model.solve()
-        ptdf[:, a] = (line_flows_kw(lines) - base) / _DELTA_KW
-    model.set_injections({})
-    return np.round(ptdf, 6)
+class AreaFlows:
+    """AC flows on `lines` caused by injections (kW) of `areas` (lists of buses)."""
+
+    def __init__(self, network: str, areas: list[list[str]], lines: list[str]) -> None:
+        self.model = GridModel(network)
+        self.lines = lines
+        phases = self.model.bus_phases()
+        self.keys = [[k for k in phases if k.rpartition(".")[0] in {b.lower() for b in buses}]
+                     for buses in areas]
+        self.model.solve()
+        self.base = line_flows_kw(lines)
+
+    def flows_kw(self, injections_kw: np.ndarray) -> np.ndarray:
+        self.model.set_injections({k: [p / len(keys), 0.0]
+                                   for keys, p in zip(self.keys, injections_kw, strict=True)
+                                   for k in keys})
+        self.model.solve()
+        return line_flows_kw(self.lines) - self.base
+
+    def ptdf(self) -> np.ndarray:
+        columns = [self.flows_kw(_DELTA_KW * np.eye(len(self.keys))[a]) / _DELTA_KW
+                   for a in range(len(self.keys))]
+        self.flows_kw(np.zeros(len(self.keys)))
+        return np.round(np.array(columns).T.reshape(len(self.lines), len(self.keys)), 6)
+
