@@ -162,7 +162,8 @@ class GridService:
                                                        "im": v_in.imag.tolist()}}) | (
             {"phasors": {"names": flow.node_names, "re": flow.v_pu.real.tolist(),
                          "im": flow.v_pu.imag.tolist()},
-             "band_pu": [self.model.limits.v_min_pu, self.model.limits.v_max_pu]}
+             "band_pu": [self.model.limits.v_min_pu, self.model.limits.v_max_pu],
+             "limits": {"vuf_max_pct": self.model.limits.vuf_max_pct}}
             if request.get("detail") and flow.converged else {})
 
     def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
