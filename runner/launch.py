@@ -321,7 +321,7 @@ def _timed_out(comp, scenario, children, elapsed: float) -> RunOutcome:
              f"whole-run limit) after {elapsed:.0f} s"]
     sick = _broker_trouble(children)
     if sick:
-        lines.append(f"{sick}: no federate can advance")
+        lines.append(f"{sick}: the federation cannot end without it")
     if stalled:
         lines.append("stopped advancing: " + "; ".join(stalled))
     if waiting:
