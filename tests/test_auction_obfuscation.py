@@ -127,3 +127,21 @@ def test_workers_yield_the_cpu_to_the_federates():
     with ObfuscatorPool(workers=1) as pool:
         worker = pool._executor.submit(os.nice, 0).result()
     assert worker == min(19, os.nice(0) + obfuscation.WORKER_NICENESS)
+
+
+def test_chunks_no_worker_has_started_are_computed_by_the_caller(keypair):
+    """A PT never waits for a queue: with the only worker busy, `result()` computes the chunks
+    still queued itself and waits only for the one the worker holds."""
+    import time
+
+    public, private = keypair
+    base = ObfuscatorBase.fresh(public.n)
+    with ObfuscatorPool(workers=1) as pool:
+        pool.start()
+        pool._executor.submit(time.sleep, 1.0)  # the worker is busy
+        batch = pool.submit(base, 1024)  # 4 chunks of 256 queued behind it
+        rhos = batch.result()
+        stolen = sum(future.cancelled() for future, _ in batch._chunks)
+    assert stolen >= 1  # the executor hands a busy worker at most two chunks ahead
+    assert len(set(rhos)) == 1024
+    assert all(private.raw_decrypt(int(r)) == 0 for r in rhos[::97])

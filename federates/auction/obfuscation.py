@@ -120,17 +120,20 @@ def _chunks(count: int, workers: int) -> list[int]:
 
 
 class Batch:
-    """Obfuscators being computed in worker processes; `result()` waits for and returns them."""
+    """Obfuscators being computed in worker processes, in chunks. `result()` returns them all: a
+    chunk no worker has started yet is computed by the caller instead of waited for."""
 
-    def __init__(self, futures: list[Future], count: int) -> None:
-        self._futures = futures
-        self.count = count
+    def __init__(self, base: ObfuscatorBase, chunks: list[tuple[Future, int]]) -> None:
+        self.base = base
+        self._chunks = chunks
+        self.count = sum(size for _, size in chunks)
 
     def done(self) -> bool:
-        return all(f.done() for f in self._futures)
+        return all(f.done() for f, _ in self._chunks)
 
     def result(self) -> list[gmpy2.mpz]:
-        return [rho for f in self._futures for rho in f.result()]
+        return [rho for f, size in self._chunks
+                for rho in (compute(self.base, size) if f.cancel() else f.result())]
 
 
 class ObfuscatorPool:
@@ -151,8 +154,8 @@ class ObfuscatorPool:
             future.result()
 
     def submit(self, base: ObfuscatorBase, count: int) -> Batch:
-        return Batch([self._executor.submit(compute, base, size)
-                      for size in _chunks(count, self.workers)], count)
+        return Batch(base, [(self._executor.submit(compute, base, size), size)
+                            for size in _chunks(count, self.workers)])
 
     def compute(self, base: ObfuscatorBase, count: int) -> list[gmpy2.mpz]:
         return self.submit(base, count).result()
