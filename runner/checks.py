@@ -48,7 +48,9 @@ class _Findings:
 
 
 def check_scenario(scenario: Scenario, layered: Layered | None = None) -> None:
-    """Raise a ScenarioError listing every semantic problem of `scenario` (none: return)."""
+    """Raise a ScenarioError listing every semantic problem of `scenario` (none: return).
+
+    Auction role and cluster names are checked by the schema (federates/auction/config.py)."""
     found = _Findings(layered)
     feeder = _feeder(scenario, found)
     if feeder is not None:
@@ -235,6 +237,12 @@ def _check_auction(scenario: Scenario, found: _Findings) -> None:
         found.add(("auction", "key_bits"), auction.key_bits,
                   f"at least {MIN_KEY_BITS} bits (shorter keys only with allow_short_keys: true, "
                   "for tests)")
+    from lemcosim.federates.auction.codec import SlotLayout
+
+    try:  # the packed bid curves must fit the key's plaintext space
+        SlotLayout(auction.levels, auction.max_qty_kwh, auction.max_cluster, auction.key_bits)
+    except LemcosimError as exc:
+        found.add(("auction", "levels"), auction.levels, f"a bid layout that fits the key: {exc}")
 
 
 # --- names between federates ----------------------------------------------------------------------

@@ -146,6 +146,10 @@ auction:
     assert f"{path}:7: key auction.key_bits: given 1024; expected at least 2048 bits" \
         in error_of(path)
     load_checked(path, ["auction.allow_short_keys=true"])
+    # 40 levels of 20 kWh for clusters of up to 1000 need 40 × 37 = 1480 bits > 1022 of the key
+    message = error_of(path, ["auction.allow_short_keys=true", "auction.levels=40"])
+    assert "--set auction.levels=40: key auction.levels: given 40; expected a bid layout that " \
+           "fits the key: 40 levels × 37 bits do not fit a 1024-bit key" in message
 
 
 def test_voltage_limits_in_the_wrong_order(tmp_path):
