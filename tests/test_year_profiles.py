@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_no_process_left, lemcosim
 
+from lemcosim.analysis import load_run
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.config import PopulationConfig
 from lemcosim.federates.prosumers.dated import read_dated
@@ -156,3 +158,20 @@ def test_population_year_load_adds_up_to_each_members_annual_energy():
     assert abs(christmas - sunday) < abs(christmas - friday)
     pv = np.array([s.pv_kw.sum() * 24 for s in states])
     assert pv[151:181].sum() > 1.3 * pv[334:365].sum()  # June above December
+
+
+@pytest.mark.federation
+def test_year_scenario_runs_its_first_windows_in_a_real_federation(tmp_path):
+    # the shipped year on IEEE 13, first hour of 1 January (a US holiday, night: no PV)
+    run_dir = tmp_path / "run"
+    proc = lemcosim("run", "year_ieee13", "--out", str(run_dir), "--no-progress",
+                    "--set", "time.windows=4", timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_process_left(run_dir)
+    pros = load_run(run_dir, federates=["prosumers"], entities=["population"])
+    assert pros[pros.quantity == "members"].value.iloc[0] == 60
+    assert pros[pros.quantity == "pv_kw"].value.max() == 0.0
+    assert (pros[pros.quantity == "load_kw"].value > 0).all()
+    market = load_run(run_dir, federates=["amm"], entities=["market"])
+    assert market[market.quantity == "volume_kwh"].value.sum() > 0  # the pool trades
+    assert load_run(run_dir, federates=["amm"], quantities=["liquidity_skipped"]).empty
