@@ -6,8 +6,9 @@ Run a scenario whose `fsvr_controller` section says `external: true` (for exampl
 `lemcosim run configs/fsvr_external.yaml`); the runner prints this federate's config file and
 waits for it. Each window, at T_w + 2δ, this program reads the FSVR's input phasors from
 `grid/device_v_in`, applies the voltage-correction scheme — per output phase the row of nine-level
-coefficients that brings (I + A)·V_in closest to a balanced nominal set — and sends the setting to
-`grid/control` (docs/interfaces.md). The grid applies it from its next solve.
+coefficients that brings (I + A)·V_in closest to a balanced nominal set, a row with more winding in
+circuit only if it is closer by more than TOL_PU — and sends the setting to `grid/control`
+(docs/interfaces.md). The grid applies it from its next solve.
 """
 
 import itertools
@@ -19,15 +20,22 @@ import numpy as np
 
 A_OP = np.exp(2j * np.pi / 3)
 LEVELS = np.arange(-4, 5) * 0.025  # V_w1/V_ir = 0.025: α ∈ {−0.10, …, +0.10}
-ROWS = np.array(list(itertools.product(LEVELS, LEVELS, LEVELS)))  # 729 candidate rows
+ROWS = np.array(list(itertools.product(LEVELS, LEVELS, LEVELS)))  # 729 rows, the zero row too
+TOL_PU = 1e-4  # smaller gains are not worth more winding (e.g. rows adding only V0)
 
 
 def correction(v_in: np.ndarray) -> np.ndarray:
-    """The discrete A minimising |V_out_p − V_ref_p| for each phase p, by exhaustive row search."""
+    """Per phase p the row minimising |V_out_p − V_ref_p| by exhaustive search; among rows within
+    TOL_PU of the best, the least Σ|α| (so never worse than A = 0)."""
     v_pos = (v_in[0] + A_OP * v_in[1] + A_OP**2 * v_in[2]) / 3
     v_ref = v_pos / abs(v_pos) * np.array([1, A_OP**2, A_OP])
-    outputs = v_in[None, :] + (ROWS @ v_in)[:, None]
-    return ROWS[np.abs(outputs - v_ref[None, :]).argmin(axis=0)]
+    error = np.abs(v_in[None, :] + (ROWS @ v_in)[:, None] - v_ref[None, :])  # (729, 3)
+    size = np.abs(ROWS).sum(axis=1)
+    rows = []
+    for p in range(3):
+        near = np.flatnonzero(error[:, p] <= error[:, p].min() + TOL_PU)
+        rows.append(ROWS[near[np.lexsort((error[near, p], size[near]))[0]]])
+    return np.array(rows)
 
 
 def main(config_path: str) -> None:

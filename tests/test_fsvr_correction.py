@@ -114,3 +114,18 @@ def test_feeder_target_keeps_the_setting_in_force_when_it_is_already_right():
     assert correct_feeder(BALANCED, np.zeros((3, 3)),
                           FeederView(names, BALANCED, np.ones(3, complex))) == pytest.approx(
         np.zeros((3, 3)))
+
+
+def test_the_external_example_runs_the_same_scheme():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "external_fsvr_controller.py"
+    spec = importlib.util.spec_from_file_location("external_fsvr_controller", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.correction(BALANCED + 2e-4) == pytest.approx(np.zeros((3, 3)))  # no V0 rows
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        v_in = polar([(rng.uniform(0.9, 1.05), rng.uniform(-8, 8) + d) for d in (0, -120, 120)])
+        assert example.correction(v_in) == pytest.approx(correct(v_in)[0])
