@@ -15,7 +15,7 @@ from lemcosim.analysis import load_run
 pytestmark = pytest.mark.federation
 
 SMALL = ["--set", "auction.key_bits=512", "--set", "auction.allow_short_keys=true",
-         "--set", "auction.max_cluster=100",  # 20 levels × 21-bit slots fit a 512-bit key
+         "--set", "auction.max_cluster=100", "--set", "auction.levels=10",  # fit 512 bits
          "--set", "prosumers.groups.0.count=8", "--set", "prosumers.groups.1.count=6",
          "--set", "prosumers.groups.2.count=6",  # 20 prosumers
          "--set", "auction.clusters={c_up: [r1, r2, r3, r4, r11, r12, r13, r14, r15], "
