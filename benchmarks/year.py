@@ -88,10 +88,15 @@ def pool_share_by_month(out: Path) -> pd.DataFrame:
 
 
 def counts(out: Path) -> tuple[int, int]:
-    """(power flows the grid solved, market round trips), from the grid's log."""
-    grid = load_run(out, federates=["grid"], quantities=["converged", "query_answer"])
-    queries = int((grid.quantity == "query_answer").sum())
-    return int((grid.quantity == "converged").sum()) + queries, queries
+    """(power flows the grid solved, market round trips), from the grid's log: its per-window
+    counters `power_flows` and `query_requests`, or else one row per answer and per window solve."""
+    grid = load_run(out, federates=["grid"],
+                    quantities=["power_flows", "query_requests", "converged", "query_answer"])
+    total = grid.groupby("quantity")["value"].agg(["sum", "size"])
+    if "power_flows" in total.index:
+        return int(total.loc["power_flows", "sum"]), int(total.loc["query_requests", "sum"])
+    queries = int(total["size"].get("query_answer", 0))
+    return int(total["size"].get("converged", 0)) + queries, queries
 
 
 def main() -> None:
