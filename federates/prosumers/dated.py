@@ -111,6 +111,8 @@ def read_frame(path: Path) -> pd.DataFrame:
         raise LemcosimError(f"{path}: not a readable profile table: {exc}") from None
     if "time" not in frame.columns or frame.shape[1] < 2:
         raise LemcosimError(f"{path}: needs a `time` column and at least one shape column")
+    if frame.empty:
+        raise LemcosimError(f"{path}: no data rows")
     return frame
 
 
