@@ -88,11 +88,12 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("auction_pt", "subscription", "{source}/positions", "string", "kWh",
               "energy positions of the population whose members bid"),
     Interface("auction_pt", "endpoint", "{name}/msg", "string", "ciphertexts",
-              "prosumer terminals: encrypted bids and encrypted cleared quantities with zero-sum "
-              "masks to their CC; receives keys (KG), results (MO), bills (KG)"),
+              "prosumer terminals: encrypted bids and encrypted cleared quantities with masks "
+              "that cancel over the billing cycle to their CC; receives keys and schedule (KG), "
+              "results (MO), bills (KG)"),
     Interface("auction_cc", "endpoint", "{name}/msg", "string", "ciphertexts",
-              "cluster coordinator: homomorphic aggregates to KG, masked cost and revenue sums to "
-              "KG at the end of a billing cycle"),
+              "cluster coordinator: homomorphic aggregates and check sums to KG, masked net-amount "
+              "sums per key to KG at the end of a billing cycle"),
     Interface("auction_kg", "endpoint", "{name}/msg", "string", "kWh, M",
               "key generator: public keys to PT and CCs, decrypted aggregate curves to MO, bills "
               "to PT"),
@@ -100,7 +101,8 @@ REGISTRY: tuple[Interface, ...] = (
               "market operator: aggregate curves to the DSO, per-cluster MCP, BCF, SCF, BCFL to "
               "PT and CCs"),
     Interface("auction_dso", "endpoint", "{name}/msg", "string", "M/kWh",
-              "DSO: per-cluster clearing after the PTDF line-limit check (price areas) to MO"),
+              "DSO: per-cluster clearing after the line-limit check with AC power flows (price "
+              "areas) to MO"),
     Interface("recorder", "subscription", "{source}", "string", "as published",
               "any publication named in `recorder.subscribe` (all of the scenario's by default)"),
 )
