@@ -14,14 +14,20 @@ class StudyObjective(BaseModel):
     vuf_bus: str | None = Field(None, description="VUF at this bus; default the feeder maximum")
     w_loss_per_kw: PositiveFloat = 1.0
     w_vuf_per_pct: PositiveFloat = 10.0
+    constraints: list[Literal["v_min", "v_max", "vuf_max", "loading_max"]] = Field(
+        default_factory=lambda: ["v_min", "v_max"], description="grid limits (grid.limits) every "
+        "optimum and the loadability search must meet; default the voltage band (thesis 4.7)")
 
 
 class GwoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     population: int = Field(12, ge=3)
-    iterations: int = Field(30, ge=1)
+    iterations: int = Field(30, ge=1, description="at most; fewer if max_flows runs out first")
     seed: int = 0
+    max_flows: int | None = Field(
+        None, ge=1, description="power-flow budget; default: as many as the study's first method "
+        "used for the same device (equal budgets)")
 
 
 class StudyConfig(BaseModel):
@@ -39,6 +45,9 @@ class StudyConfig(BaseModel):
     loadability: bool = True
     lambda_max_search: PositiveFloat = Field(3.0, description="upper end of the λ bisection")
     lambda_tol: PositiveFloat = 0.02
+    published_svr_taps: list[float] | None = Field(
+        None, min_length=3, max_length=3, description="the feeder's published regulator taps at "
+        "the device location (α per phase): an extra row with the SVR held there")
 
 
 class AssistConfig(BaseModel):

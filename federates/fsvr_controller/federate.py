@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from functools import partial
 
 import numpy as np
 
@@ -152,30 +151,7 @@ class FsvrControllerFederate(FederateModel):
         return solve
 
     def _study(self, ctx: FederateContext) -> None:
-        study = self.config.study
-        objective = Objective(**study.objective.model_dump())
-        rows = run_study(self._query_solver(ctx), study.devices, study.methods, objective,
-                         Space("fsvr", vw1_over_vir=self.config.vw1_over_vir),
-                         study.gwo.model_dump(), study.loadability, study.lambda_max_search,
-                         study.lambda_tol)
-        for row in rows:
-            record = partial(ctx.log.record, ctx.time_s, 0)
-            if isinstance(row, tuple):
-                _, base, base_lambda = row
-                record("base", "losses_kw", base.losses_kw, "kW")
-                record("base", "vuf_max_pct", base.vuf_max_pct, "%")
-                record("base", "objective", objective.value(base), "")
-                if base_lambda is not None:
-                    record("base", "lambda_max", base_lambda, "")
-                continue
-            entity = f"{row.device}:{row.method}"
-            for quantity, unit in (("losses_kw", "kW"), ("loss_saving_pct", "%"),
-                                   ("vuf_max_pct", "%"), ("vuf_reduction_pct", "%"),
-                                   ("objective", ""), ("flows", "count")):
-                record(entity, quantity, float(getattr(row, quantity)), unit)
-            if row.lambda_max is not None:
-                record(entity, "lambda_max", row.lambda_max, "")
-                record(entity, "lambda_flows", float(row.lambda_flows), "count")
-            record(entity, "setting", json.dumps(row.setting), "")
-            record(entity, "history", json.dumps(row.history), "")
+        for row in run_study(self._query_solver(ctx), self.config.study, self.config.vw1_over_vir):
+            for entity, quantity, value, unit in row.records():
+                ctx.log.record(ctx.time_s, 0, entity, quantity, value, unit)
             ctx.log.flush()

@@ -1,35 +1,49 @@
 """Optimal settings of SVR, FSVR and UPFC (SPEC §3, thesis 4.7) by real power flows.
 
 Decision variables: SVR 3 taps; FSVR 9 coefficients (discrete levels or continuous ±R_max); UPFC
-3 magnitudes and 3 angles. Objective: total loss (kW), VUF (feeder maximum or at a named bus, %)
-or a weighted sum; V_min ≤ |V| ≤ V_max as a penalty (1000 per pu beyond the band).
+3 magnitudes (≤ 2·R_max, docs of grid/devices.py) and 3 angles. Objective: total loss (kW), VUF
+(feeder maximum or at a named bus, %) or a weighted sum. Constraints: by default V_min ≤ |V| ≤
+V_max at every bus phase (thesis 4.7); `Objective.constraints` may add the feeder's VUF limit (and
+line loading); `require_feasible` asks for every grid limit (assist mode).
 
-Three methods, all counting their power flows (every distinct setting is solved once, cached):
-- Grey Wolf Optimisation (Mirjalili, Mirjalili & Lewis 2014), the thesis' method;
+Feasibility first. Every setting is ranked by a merit: a feasible one by its objective, an
+infeasible one by `INFEASIBLE` + PENALTY_PER_PU × (its largest violation + 0.01 × the sum of its
+voltage violations, a tie-break that rewards partial progress) — so any feasible setting beats
+every infeasible one, and among infeasible ones the smallest largest violation wins. A result
+carries `feasible`, the violated constraints with their extreme values, and a note when no
+feasible setting was found.
+
+Methods, all counting their power flows (every distinct setting is solved once, cached):
+- Grey Wolf Optimisation as published (Mirjalili, Mirjalili & Lewis 2014): α, β, δ are the best
+  three settings found so far; every wolf moves to the mean of X_l − A·|C·X_l − X| over the three
+  leaders; a falls linearly from 2 to 0; an optional budget of power flows;
 - coordinate search: every coordinate in turn tries all of its levels (continuous ones a grid
   that is refined around the best), repeated until a sweep improves nothing;
 - sensitivity search (our stronger method for the discrete SVR/FSVR): linearise phasors and
   losses around the incumbent with n + 1 power flows, choose each FSVR row exactly among its
   9³ level combinations on the linear model inside a trust region, verify with one power flow,
   repeat; then a short coordinate polish. The UPFC (continuous) uses the coordinate search.
-For the FSVR the searches start from the voltage-correction scheme's setting.
+Every search first evaluates its start candidates and begins at the best of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from lemcosim.federates.fsvr_controller.correction import correct
-from lemcosim.federates.grid.devices import SVR_STEP, SVR_STEPS, DeviceSetting
+from lemcosim.federates.grid.devices import SVR_STEP, SVR_STEPS, DeviceSetting, fsvr_as_upfc
 from lemcosim.federates.grid.model import GridModel, Limits, PowerFlow
 from lemcosim.federates.grid.vuf import vuf_pct
 
 ObjectiveKind = Literal["loss", "vuf", "weighted"]
 PENALTY_PER_PU = 1000.0
+INFEASIBLE = 1e6  # merit offset of an infeasible setting: behind every feasible objective value
+BAND = ("v_min", "v_max")
+ALL_LIMITS = ("v_min", "v_max", "vuf_max", "loading_max")
 
 
 @dataclass(frozen=True)
@@ -45,20 +59,43 @@ class Summary:
     node_names: tuple[str, ...] = ()
     phasors: np.ndarray | None = None
     band_pu: tuple[float, float] = (0.95, 1.05)
-    feasible: bool = True  # every grid limit (voltage, VUF, loading) met
-    extremes: dict = field(default_factory=dict)
+    feasible: bool = False  # every grid limit (voltage, VUF, loading) met
+    extremes: dict = field(default_factory=dict)  # v_min, v_max, vuf_max, loading_max → where, value
+    violations: tuple[dict, ...] = ()  # every violated grid limit: constraint, where, value, limit
+    vuf_limit_pct: float | None = None  # the grid's VUF limit, if known (for predictions)
 
     @property
     def vuf_max_pct(self) -> float:
         return max(self.vuf_pct.values(), default=0.0)
 
+    def violated(self, constraints: Collection[str] = BAND) -> list[dict]:
+        """The violated constraints among `constraints` (v_min, v_max, vuf_max, loading_max)."""
+        if not self.converged:
+            return [{"constraint": "convergence", "where": "", "value": None, "limit": None}]
+        return [v for v in self.violations if v["constraint"] in constraints]
+
+    def largest_violation(self, constraints: Collection[str] = BAND) -> float:
+        """How far the worst constraint is exceeded: pu for voltages, VUF and loading as
+        fractions (percentage points / 100); inf when not converged."""
+        if not self.converged:
+            return float("inf")
+        worst = 0.0
+        for v in self.violated(constraints):
+            excess = v["limit"] - v["value"] if v["constraint"] == "v_min" else v["value"] - v["limit"]
+            worst = max(worst, excess if v["constraint"] in BAND else excess / 100.0)
+        return worst
+
     @classmethod
     def of_flow(cls, flow: PowerFlow, limits: Limits, v_in: np.ndarray | None = None) -> Summary:
         if not flow.converged:
             return cls(False)
+        violations = tuple(flow.violations(limits))
         return cls(True, flow.losses_kw, dict(zip(flow.vuf_buses, flow.vuf_pct.tolist(), strict=True)),
                    flow.band_violation_pu(limits), v_in, tuple(flow.node_names), flow.v_pu.copy(),
-                   (limits.v_min_pu, limits.v_max_pu), not flow.violations(limits))
+                   (limits.v_min_pu, limits.v_max_pu), not violations,
+                   {k: dict(zip(("where", "value"), flow.extreme(k), strict=True))
+                    for k in ("v_min", "v_max", "vuf_max", "loading_max")}, violations,
+                   limits.vuf_max_pct)
 
     @classmethod
     def of_answer(cls, answer: dict) -> Summary:
@@ -73,7 +110,8 @@ class Summary:
                    tuple(detail.get("names", ())),
                    np.asarray(detail["re"]) + 1j * np.asarray(detail["im"]) if detail else None,
                    tuple(answer.get("band_pu", (0.95, 1.05))), bool(answer.get("feasible")),
-                   dict(answer.get("extremes") or {}))
+                   dict(answer.get("extremes") or {}), tuple(answer.get("violations") or ()),
+                   (answer.get("limits") or {}).get("vuf_max_pct"))
 
 
 # (setting, load multiplier) → summary of the solved power flow
@@ -81,7 +119,7 @@ Solver = Callable[[DeviceSetting | None, float], Summary]
 
 
 def local_solver(model: GridModel) -> Solver:
-    """Solve on an in-process grid model (the band is the model's limits)."""
+    """Solve on an in-process grid model (the constraints are the model's limits)."""
     def solve(setting: DeviceSetting | None, load_mult: float) -> Summary:
         model.set_device(setting)
         if model.load_mult != load_mult:
@@ -98,22 +136,39 @@ class Objective:
     vuf_bus: str | None = None  # None: feeder maximum
     w_loss_per_kw: float = 1.0
     w_vuf_per_pct: float = 10.0
-    require_feasible: bool = False  # add PENALTY_PER_PU when any grid limit is violated
+    constraints: tuple[str, ...] = BAND  # grid limits the setting must meet (see ALL_LIMITS)
+    require_feasible: bool = False  # every grid limit (assist mode), whatever `constraints` says
 
-    def value(self, summary: Summary) -> float:
-        """Objective plus PENALTY_PER_PU per pu of voltage outside the band (and per unmet limit
-        when `require_feasible`)."""
+    @property
+    def limits(self) -> tuple[str, ...]:
+        return ALL_LIMITS if self.require_feasible else tuple(self.constraints)
+
+    def feasible(self, summary: Summary) -> bool:
+        return summary.converged and not summary.violated(self.limits)
+
+    def objective(self, summary: Summary) -> float:
+        """The objective alone (kW, % or their weighted sum)."""
         if not summary.converged:
             return float("inf")
         vuf = self.vuf_of(summary)
-        base = {"loss": summary.losses_kw, "vuf": vuf,
+        return {"loss": summary.losses_kw, "vuf": vuf,
                 "weighted": self.w_loss_per_kw * summary.losses_kw + self.w_vuf_per_pct * vuf
                 }[self.kind]
-        infeasible = self.require_feasible and not summary.feasible
-        return base + PENALTY_PER_PU * (summary.band_violation_pu + infeasible)
+
+    def value(self, summary: Summary) -> float:
+        """The merit the searches minimise (module docstring: feasibility first)."""
+        if not summary.converged:
+            return float("inf")
+        if self.feasible(summary):
+            return self.objective(summary)
+        return infeasible_merit(summary.largest_violation(self.limits), summary.band_violation_pu)
 
     def vuf_of(self, summary: Summary) -> float:
         return summary.vuf_max_pct if self.vuf_bus is None else summary.vuf_pct[self.vuf_bus]
+
+
+def infeasible_merit(largest: float | np.ndarray, band_sum: float | np.ndarray):
+    return INFEASIBLE + PENALTY_PER_PU * (largest + 0.01 * band_sum)
 
 
 @dataclass(frozen=True)
@@ -137,7 +192,8 @@ class Space:
             return np.full(3, -SVR_STEPS * SVR_STEP), np.full(3, SVR_STEPS * SVR_STEP)
         if self.kind == "fsvr":
             return np.full(9, -self.r_max), np.full(9, self.r_max)
-        return np.r_[np.zeros(3), np.full(3, -180.0)], np.r_[np.full(3, self.r_max), np.full(3, 180.0)]
+        return (np.r_[np.zeros(3), np.full(3, -180.0)],
+                np.r_[np.full(3, 2 * self.r_max), np.full(3, 180.0)])
 
     def levels(self, i: int) -> np.ndarray | None:
         """The discrete values of variable i, or None if continuous."""
@@ -174,18 +230,31 @@ class Result:
     method: str
     x: np.ndarray
     setting: DeviceSetting
-    value: float
+    value: float  # the merit (the objective when feasible)
     summary: Summary
     flows: int
-    history: list[tuple[int, float]] = field(default_factory=list)  # (flows so far, best value)
+    history: list[tuple[int, float]] = field(default_factory=list)  # (flows so far, best merit)
+    feasible: bool = False
+    objective: float = float("nan")  # the objective alone, also when infeasible
+    violations: list[dict] = field(default_factory=list)  # violated constraints, extreme values
+
+    @property
+    def note(self) -> str:
+        """Empty when feasible; otherwise what was found instead of a feasible setting."""
+        if self.feasible:
+            return ""
+        worst = "; ".join(f"{v['constraint']} {v['value']} at {v['where']} (limit {v['limit']})"
+                          for v in self.violations)
+        return f"no feasible setting found in {self.flows} power flows; least violation: {worst}"
 
 
 class Evaluator:
     """Solves device settings through a solver; caches distinct settings and counts flows."""
 
     def __init__(self, solver: Solver, space: Space, objective: Objective,
-                 load_mult: float = 1.0) -> None:
+                 load_mult: float = 1.0, stop_when_feasible: bool = False) -> None:
         self.solver, self.space, self.objective, self.load_mult = solver, space, objective, load_mult
+        self.stop_when_feasible = stop_when_feasible
         self.flows = 0
         self._cache: dict[bytes, float] = {}
         self._summaries: dict[bytes, Summary] = {}
@@ -204,37 +273,58 @@ class Evaluator:
             if self.best is None or value < self.best[0]:
                 self.best = (value, x.copy(), summary)
             self.history.append((self.flows, self.best[0]))
+            if self.stop_when_feasible and self.objective.feasible(summary):
+                raise _FeasibleFound
         return self._cache[key]
 
     def summary_of(self, x: np.ndarray) -> Summary | None:
         """The power flow already solved for setting x (None if it was not)."""
         return self._summaries.get(np.round(self.space.snap(np.array(x, float)), 9).tobytes())
 
+    def best_start(self, candidates: Sequence[np.ndarray]) -> np.ndarray:
+        """Evaluate the candidates; the best one."""
+        snapped = [self.space.snap(np.array(c, float)) for c in candidates]
+        return snapped[int(np.argmin([self(c) for c in snapped]))]
+
     def result(self, method: str) -> Result:
         assert self.best is not None
         value, x, summary = self.best
+        o = self.objective
         return Result(method, x, self.space.setting(x), value, summary, self.flows,
-                      list(self.history))
+                      list(self.history), o.feasible(summary), o.objective(summary),
+                      summary.violated(o.limits))
 
 
-def grey_wolf(evaluate: Evaluator, population: int = 12, iterations: int = 30,
-              seed: int = 0) -> Result:
-    """GWO: wolves move towards the three best (α, β, δ); a falls linearly from 2 to 0."""
+class _FeasibleFound(Exception):
+    """Raised by an Evaluator with stop_when_feasible at its first feasible setting."""
+
+
+def grey_wolf(evaluate: Evaluator, population: int = 12, iterations: int = 30, seed: int = 0,
+              max_flows: int | None = None, start: np.ndarray | None = None) -> Result:
+    """GWO as published (module docstring). Wolf 0 starts at `start` (default neutral), the others
+    uniformly at random; `max_flows` caps the power flows (then `iterations` is at most
+    max_flows // population, so that a still falls from 2 to 0 over the budget)."""
     rng = np.random.default_rng(seed)
     lo, hi = evaluate.space.bounds()
+    if max_flows is not None:
+        iterations = max(1, min(iterations, max_flows // population))
     wolves = rng.uniform(lo, hi, size=(population, len(lo)))
-    wolves[0] = evaluate.space.neutral()
-    fitness = np.array([evaluate(w) for w in wolves])
+    wolves[0] = evaluate.space.neutral() if start is None else start
+    leaders: list[tuple[float, np.ndarray]] = []  # α, β, δ: best three so far, best first
     for it in range(iterations):
-        leaders = wolves[np.argsort(fitness)[:3]]
+        for wolf in wolves:
+            if max_flows is not None and evaluate.flows >= max_flows:
+                return evaluate.result("gwo")
+            f = evaluate(wolf)
+            if len(leaders) < 3 or f < leaders[-1][0]:
+                leaders = sorted(leaders + [(f, wolf.copy())], key=lambda item: item[0])[:3]
         a = 2.0 * (1 - it / iterations)
         moved = np.zeros_like(wolves)
-        for leader in leaders:
+        for _, leader in leaders:
             r1, r2 = rng.random(wolves.shape), rng.random(wolves.shape)
             big_a, big_c = 2 * a * r1 - a, 2 * r2
             moved += leader - big_a * np.abs(big_c * leader - wolves)
-        wolves = np.clip(moved / 3.0, lo, hi)
-        fitness = np.array([evaluate(w) for w in wolves])
+        wolves = np.clip(moved / len(leaders), lo, hi)
     return evaluate.result("gwo")
 
 
@@ -279,13 +369,14 @@ class _LinearModel:
         self.groups = np.array([[by_bus[b][p] for p in "abc"] for b in self.buses], dtype=int)
 
     def values(self, xs: np.ndarray) -> np.ndarray:
-        """Predicted objective (with the band penalty) of candidate settings xs (k, n)."""
+        """Predicted merit of candidate settings xs (k, n), feasibility first on the band."""
         dx = xs - self.x0
         v = self.base.phasors[None, :] + dx @ self.jac.T  # (k, nodes)
         loss = self.base.losses_kw + dx @ self.grad
         mag = np.abs(v)
         lo, hi = self.base.band_pu
-        band = np.maximum(lo - mag, 0).sum(axis=1) + np.maximum(mag - hi, 0).sum(axis=1)
+        below, above = np.maximum(lo - mag, 0), np.maximum(mag - hi, 0)
+        largest = np.maximum(below.max(axis=1), above.max(axis=1))
         vuf = vuf_pct(v[:, self.groups]) if len(self.groups) else np.zeros((len(xs), 0))
         o = self.objective
         if o.vuf_bus is not None:
@@ -294,7 +385,9 @@ class _LinearModel:
             vuf_obj = vuf.max(axis=1) if vuf.shape[1] else np.zeros(len(xs))
         base = {"loss": loss, "vuf": vuf_obj,
                 "weighted": o.w_loss_per_kw * loss + o.w_vuf_per_pct * vuf_obj}[o.kind]
-        return base + PENALTY_PER_PU * band
+        if "vuf_max" in o.limits and self.base.vuf_limit_pct is not None and vuf.shape[1]:
+            largest = np.maximum(largest, (vuf.max(axis=1) - self.base.vuf_limit_pct) / 100.0)
+        return np.where(largest > 1e-9, infeasible_merit(largest, below.sum(1) + above.sum(1)), base)
 
 
 def sensitivity_search(evaluate: Evaluator, start: np.ndarray | None = None,
@@ -342,8 +435,9 @@ def sensitivity_search(evaluate: Evaluator, start: np.ndarray | None = None,
             radius /= 2  # the linear model overreached: a smaller step
         else:
             break
-    return coordinate_search(evaluate, x, max_sweeps=polish_sweeps) if polish_sweeps else \
-        evaluate.result("sensitivity")
+    if polish_sweeps:
+        coordinate_search(evaluate, x, max_sweeps=polish_sweeps)
+    return evaluate.result("sensitivity")
 
 
 def _linearise(evaluate: Evaluator, x: np.ndarray) -> _LinearModel | None:
@@ -368,69 +462,126 @@ def _linearise(evaluate: Evaluator, x: np.ndarray) -> _LinearModel | None:
     return _LinearModel(evaluate.objective, base, jac, grad, x)
 
 
-def fsvr_start(solver: Solver, space: Space, load_mult: float = 1.0) -> np.ndarray:
-    """The voltage-correction scheme's A from the device's V_in at the neutral setting."""
-    summary = solver(space.setting(space.neutral()), load_mult)
-    if summary.device_v_in is None:
-        return space.neutral()
-    a, _ = correct(summary.device_v_in, vw1_over_vir=space.vw1_over_vir)
-    return a.ravel()
+def _starts(evaluate: Evaluator, given: Sequence[np.ndarray | None]) -> np.ndarray:
+    """The best of the given starts, the neutral setting and (FSVR) the voltage-correction
+    scheme's A from the device's V_in at the neutral setting (every one a counted flow)."""
+    space = evaluate.space
+    candidates = [np.asarray(g, float) for g in given if g is not None] + [space.neutral()]
+    if space.kind == "fsvr":
+        evaluate(space.neutral())
+        neutral = evaluate.summary_of(space.neutral())
+        if neutral is not None and neutral.device_v_in is not None:
+            a, _ = correct(neutral.device_v_in, vw1_over_vir=space.vw1_over_vir)
+            candidates.append(a.ravel())
+    return evaluate.best_start(candidates)
+
+
+def as_start(result: Result | None, space: Space) -> np.ndarray | None:
+    """Another device's result as a start in `space`: SVR taps snapped to the FSVR levels (the
+    nine-level FSVR cannot hold every 0.625 % tap); an FSVR's injection as the UPFC setting that
+    reproduces it at the solved V_in (`fsvr_as_upfc`, exact within the UPFC's bound)."""
+    if result is None:
+        return None
+    other = result.setting
+    if space.kind == other.kind:
+        return result.x.copy()
+    if space.kind == "fsvr" and other.kind == "svr":
+        return space.snap(other.alpha.ravel().copy())
+    if space.kind == "upfc" and other.kind in ("svr", "fsvr") and result.summary.device_v_in is not None:
+        magnitude, angle = fsvr_as_upfc(other.alpha, result.summary.device_v_in)
+        return space.snap(np.r_[magnitude, angle])
+    return None
+
+
+def optimise(solver: Solver, space: Space, objective: Objective, method: str = "sensitivity",
+             load_mult: float = 1.0, start: np.ndarray | None = None,
+             starts: Sequence[np.ndarray | None] = (), **options) -> Result:
+    """Best device setting by `method` (sensitivity, coordinate or gwo). Sensitivity and
+    coordinate search begin at the best of `start`, `starts`, the neutral setting and (FSVR) the
+    correction scheme's A; GWO puts its first wolf at `start` (or neutral)."""
+    evaluate = Evaluator(solver, space, objective, load_mult)
+    if method == "gwo":
+        return grey_wolf(evaluate, start=start, **options)
+    begin = _starts(evaluate, [start, *starts])
+    if method == "sensitivity":
+        return sensitivity_search(evaluate, begin, **options)
+    return coordinate_search(evaluate, begin, **options)
 
 
 def feasible_setting(solver: Solver, space: Space, objective: Objective,
                      iterations: int = 6) -> Result:
-    """A setting at least `objective` under which every grid limit holds (assist mode): the
-    sensitivity search from the correction scheme's A; check `result.summary.feasible`."""
-    evaluate = Evaluator(solver, space, objective)
-    return sensitivity_search(evaluate, fsvr_start(solver, space), iterations)
+    """A setting at least `objective` under which every constraint of `objective` holds (assist
+    mode: `require_feasible`): the sensitivity search from the correction scheme's A; check
+    `result.feasible` (`result.summary.feasible`: every grid limit)."""
+    return optimise(solver, space, objective, "sensitivity", iterations=iterations)
 
 
-def upfc_equivalent(fsvr: Result, space: Space) -> np.ndarray | None:
-    """The UPFC injection V_se = A·V_in that reproduces an FSVR result (clipped to R_max): a
-    start from which the UPFC can only do better — it spans every FSVR injection and more."""
-    v_in = fsvr.summary.device_v_in
-    if v_in is None or fsvr.setting.kind != "fsvr":
-        return None
-    v_se = fsvr.setting.alpha @ v_in
-    magnitude = np.minimum(np.abs(v_se), space.r_max)
-    angle = (np.degrees(np.angle(v_se)) - np.array([0.0, -120.0, 120.0]) + 180.0) % 360.0 - 180.0
-    return np.r_[magnitude, angle]
+def feasibility_search(solver: Solver, space: Space, load_mult: float,
+                       starts: Sequence[np.ndarray | None] = (),
+                       constraints: tuple[str, ...] = BAND) -> Result:
+    """The first setting found that meets every constraint at `load_mult`, searching by the merit
+    (the largest violation) from the best of `starts`, the neutral setting and (FSVR) the
+    correction scheme's A; the least-violating setting if none is found."""
+    evaluate = Evaluator(solver, space, Objective("loss", constraints=constraints), load_mult,
+                         stop_when_feasible=True)
+    try:
+        begin = _starts(evaluate, starts)
+        if space.levels(0) is None:
+            coordinate_search(evaluate, begin)
+        else:
+            sensitivity_search(evaluate, begin)
+    except _FeasibleFound:
+        pass
+    return evaluate.result("feasibility")
 
 
-def optimise(solver: Solver, space: Space, objective: Objective, method: str = "coordinate",
-             load_mult: float = 1.0, start: np.ndarray | None = None, **options) -> Result:
-    """Best device setting by `method` (sensitivity, coordinate or gwo); FSVR searches start from
-    the correction scheme's A unless `start` is given."""
-    evaluate = Evaluator(solver, space, objective, load_mult)
-    if method == "gwo":
-        return grey_wolf(evaluate, **options)
-    if start is None and space.kind == "fsvr":
-        start = fsvr_start(solver, space, load_mult)
-    if method == "sensitivity":
-        return sensitivity_search(evaluate, start, **options)
-    return coordinate_search(evaluate, start, **options)
+@dataclass
+class Loadability:
+    lambda_max: float
+    flows: int
+    witness: Result | None  # a feasible setting at lambda_max (None without a device or if none)
+    note: str = ""
 
 
-def loadability(solver: Solver, space: Space | None, lam_hi: float = 4.0, tol: float = 0.01,
-                method: str = "coordinate") -> tuple[float, int]:
-    """(λ_max, power flows): the largest load multiplier for which a device setting keeps every
-    voltage inside the band, by bisection with the optimiser inside (`space` None: no device)."""
+def loadability(solver: Solver, space: Space, lam_hi: float = 3.0, tol: float = 0.02,
+                known: tuple[float, np.ndarray] | None = None, fixed: np.ndarray | None = None,
+                constraints: tuple[str, ...] = BAND) -> Loadability:
+    """λ_max: the largest load multiplier (every feeder load's P and Q) for which a setting of the
+    device meets every constraint (default the voltage band), by bisection on [0, lam_hi] to `tol`.
+
+    At each λ a feasibility search (`feasibility_search`: minimise the largest violation, stop at
+    the first feasible setting) starts from the setting that was feasible at the last feasible λ
+    and the least-violating one of the last λ tried (warm start), besides the neutral setting and
+    the correction scheme's A. `known` = (λ, x): a setting believed feasible at λ (another device's
+    witness mapped by `as_start`); verified with one power flow, it raises the lower end of the
+    bracket, so a device that can do everything another can reaches at least its λ_max.
+    `fixed`: no search, the device stays at this setting (base case, published taps).
+    Bisection assumes that feasibility, once lost with growing λ, does not return."""
     flows = 0
+    witness: Result | None = None
+    warm: list[np.ndarray] = []
 
-    def feasible(lam: float) -> bool:
-        nonlocal flows
-        if space is None:
-            flows += 1
-            summary = solver(None, lam)
-            return summary.converged and summary.band_violation_pu == 0
-        result = optimise(solver, space, Objective("loss"), method, load_mult=lam)
+    def feasible(lam: float, extra: Sequence[np.ndarray] = ()) -> bool:
+        nonlocal flows, witness
+        if fixed is not None:
+            evaluate = Evaluator(solver, space, Objective("loss", constraints=constraints), lam)
+            evaluate(fixed)
+            result = evaluate.result("fixed")
+        else:
+            result = feasibility_search(solver, space, lam, [*extra, *warm], constraints)
         flows += result.flows
-        return result.summary.converged and result.summary.band_violation_pu == 0
+        warm[:] = [result.x] + ([witness.x] if witness is not None else [])
+        if result.feasible:
+            witness = result
+        return result.feasible
 
     lo, hi = 0.0, lam_hi
+    if known is not None and feasible(known[0], [known[1]]):
+        lo = known[0]
     if feasible(hi):
-        return hi, flows
+        return Loadability(hi, flows, witness)
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if feasible(mid) else (lo, mid)
-    return lo, flows
+    note = "" if witness is not None else f"no feasible setting found at any λ tried in (0, {lam_hi}]"
+    return Loadability(lo, flows, witness, note)
