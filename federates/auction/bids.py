@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lemcosim.federates.auction.codec import SlotLayout, encode_qty
-from lemcosim.federates.auction.keys import Encryptor, fingerprint
+from lemcosim.federates.auction.keys import Encryptor, fingerprint, to_text
 from lemcosim.federates.common.errors import LemcosimError
 
 
@@ -54,8 +54,8 @@ class EncryptedBid:
     sell: int
 
     def message(self) -> dict:
-        return {"prosumer": self.prosumer, "key_id": self.key_id, "buy": str(self.buy),
-                "sell": str(self.sell)}
+        return {"prosumer": self.prosumer, "key_id": self.key_id, "buy": to_text(self.buy),
+                "sell": to_text(self.sell)}
 
 
 def encrypt_bid(bid: Bid, layout: SlotLayout, encryptor: Encryptor) -> EncryptedBid:

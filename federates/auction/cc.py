@@ -7,7 +7,7 @@ from phe import paillier
 from lemcosim.federates.auction.aggregate import ClusterError, aggregate
 from lemcosim.federates.auction.bids import EncryptedBid
 from lemcosim.federates.auction.codec import CodecError
-from lemcosim.federates.auction.keys import add
+from lemcosim.federates.auction.keys import add, to_text
 from lemcosim.federates.auction.role import Role, majority, parse_int, public_key
 from lemcosim.federates.auction.settlement import net_masked_amount
 from lemcosim.federates.common.app import FederateContext, FederateSettings
@@ -38,7 +38,7 @@ class ClusterCoordinator(Role):
                                 self.config.k_min)
                 self.send(ctx, "kg", {"type": "aggregate", "cluster": self.cluster,
                                       "key_id": key_id, "members": len(agg.members),
-                                      "buy": str(agg.buy), "sell": str(agg.sell)})
+                                      "buy": to_text(agg.buy), "sell": to_text(agg.sell)})
                 self.aggregated = set(agg.members)
                 self.log(ctx, window, self.cluster, "bids_aggregated", float(len(agg.members)),
                          "count")
@@ -73,8 +73,8 @@ class ClusterCoordinator(Role):
             public = self.keys[check_key]
             check = {"type": "cleared_sum", "cluster": self.cluster, "key_id": check_key,
                      "level": cleared["level"], "members": len(checked),
-                     "b": str(add(public, *(v[0] for v in checked.values()))),
-                     "s": str(add(public, *(v[1] for v in checked.values())))}
+                     "b": to_text(add(public, *(v[0] for v in checked.values()))),
+                     "s": to_text(add(public, *(v[1] for v in checked.values())))}
             if self.cluster in self.config.faults.forged_cleared_sum:
                 # a decryption-oracle attempt: one member's ciphertexts as the check sum, then a
                 # check sum that admits to covering one member
@@ -83,7 +83,8 @@ class ClusterCoordinator(Role):
                 self.send(ctx, "kg", check | {"members": 1})
             self.send(ctx, "kg", check)
         if self.closes_cycle(ctx, window):
-            sums = [{"prosumer": p, "key_id": k, "net": str(c)} for (p, k), c in self.sums.items()]
+            sums = [{"prosumer": p, "key_id": k, "net": to_text(c)}
+                    for (p, k), c in self.sums.items()]
             self.send(ctx, "kg", {"type": "cycle_sums", "cluster": self.cluster, "sums": sums})
             self.log(ctx, window, self.cluster, "cycle_sums_sent", float(len(sums)), "count")
             self.sums = {}

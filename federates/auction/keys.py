@@ -119,6 +119,17 @@ class Encryptor:
         return int(((1 + (gmpy2.mpz(m) % n) * n) * self._ready.pop()) % n2)
 
 
+def to_text(ciphertext: int) -> str:
+    """A ciphertext as decimal text for a message, converted by GMP (Python's own int → str is
+    quadratic: about 3× slower at 4096 bits, and a window sends 5 ciphertexts per member)."""
+    return gmpy2.mpz(ciphertext).digits()
+
+
+def from_text(text: str | int) -> int:
+    """The inverse of `to_text` (GMP again); TypeError/ValueError for what is no integer."""
+    return int(gmpy2.mpz(text))
+
+
 def add(public: paillier.PaillierPublicKey, *ciphertexts: int) -> int:
     """Enc(Σ m) from Enc(m_i): the product mod 𝒩²."""
     n2 = gmpy2.mpz(public.nsquare)

@@ -132,8 +132,10 @@ class Batch:
         return all(f.done() for f, _ in self._chunks)
 
     def result(self) -> list[gmpy2.mpz]:
-        return [rho for f, size in self._chunks
-                for rho in (compute(self.base, size) if f.cancel() else f.result())]
+        # take back every chunk not yet handed to a worker first, then wait for the others
+        stolen = [f.cancel() for f, _ in self._chunks]
+        return [rho for (f, size), own in zip(self._chunks, stolen, strict=True)
+                for rho in (compute(self.base, size) if own else f.result())]
 
 
 class ObfuscatorPool:

@@ -11,7 +11,7 @@ from phe import paillier
 
 from lemcosim.federates.auction.bids import Bid, encrypt_bid
 from lemcosim.federates.auction.codec import encode_qty
-from lemcosim.federates.auction.keys import Encryptor, fingerprint, generate_key_set
+from lemcosim.federates.auction.keys import Encryptor, fingerprint, generate_key_set, to_text
 from lemcosim.federates.auction.obfuscation import ObfuscatorPool
 from lemcosim.federates.auction.role import Role, public_key
 from lemcosim.federates.auction.settlement import UNITS_PER_M, CycleMasks, net_units
@@ -128,8 +128,9 @@ class ProsumerTerminals(Role):
         """Enc(b), Enc(s) and Enc(mask) of one member for this window's settlement."""
         masks = self.masks.setdefault(prosumer, CycleMasks())
         mask = masks.mask(key_id, self.keys[key_id].n, amount, closing)
-        return {"prosumer": prosumer, "key_id": key_id, "b": str(enc.encrypt(int(encode_qty(b)))),
-                "s": str(enc.encrypt(int(encode_qty(s)))), "m": str(enc.encrypt(mask))}
+        return {"prosumer": prosumer, "key_id": key_id,
+                "b": to_text(enc.encrypt(int(encode_qty(b)))),
+                "s": to_text(enc.encrypt(int(encode_qty(s)))), "m": to_text(enc.encrypt(mask))}
 
     def _log_bill(self, ctx: FederateContext, window: int, prosumer: str, message: dict) -> None:
         """The KG's bill next to the member's own record; a bill that differs is disputed."""

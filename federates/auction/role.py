@@ -18,6 +18,7 @@ from phe import paillier
 from lemcosim.federates.auction.bids import price_levels
 from lemcosim.federates.auction.codec import SlotLayout
 from lemcosim.federates.auction.config import AuctionConfig
+from lemcosim.federates.auction.keys import from_text
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 
 
@@ -101,7 +102,7 @@ def public_key(n: str) -> paillier.PaillierPublicKey:
 
 def parse_int(text: str | int) -> int:
     try:
-        return int(text)
+        return from_text(text)
     except (TypeError, ValueError):
         return -1  # a malformed ciphertext: the aggregation rejects it with its reason
 
