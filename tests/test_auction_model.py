@@ -157,6 +157,24 @@ def test_split_exchange_is_corrected_until_the_ac_flow_holds_the_limit():
     assert b.mcp == 0.3 and b.bcf == pytest.approx(result.exchange_kw * 0.25 / 12)
 
 
+def test_split_keeps_the_largest_exchange_that_holds_when_the_band_is_unreachable():
+    """A flow that jumps by 15 kW once the exchange reaches 30 kW (as a change of cleared level
+    can): no exchange gives 39.8..40 kW, so the split keeps the largest one that holds the limit,
+    30 kW (flow 30 kW), found by bisection."""
+    prices = np.array([0.1, 0.2, 0.3])
+    demand = np.array([[0, 0, 0], [10, 8, 6], [10, 8, 6]], float)
+    supply = np.array([[10, 20, 30], [0, 0, 0], [0, 0, 0]], float)
+
+    def jumpy(injections):
+        e = -injections[1:].sum()
+        return np.array([-(e + (15.0 if e >= 30 else 0.0))])
+
+    result = clear_with_network(prices, demand, supply, np.array([[0.0, -1.0, -1.0]]),
+                                np.array([40.0]), 0.25, flows=jumpy)
+    assert abs(result.flows_kw[0]) <= 40
+    assert result.exchange_kw == pytest.approx(30.0, abs=1e-3)
+
+
 def settle_cycle(keys, schedule, windows, rng):
     """One prosumer's cycle exactly as PT, CC and KG run it: the PT encrypts b, s and its mask
     under the window's key, the CC computes 𝔄 = Enc(b·MCP·BCFL − s·MCP·SCF + mask) and adds it per
