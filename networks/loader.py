@@ -76,9 +76,15 @@ def _read_csv_table(path: Path) -> list[dict[str, Any]]:
         frame = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise NetworkError(f"{path}: table file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise NetworkError(f"{path}: not a readable CSV table: {exc}") from None
     rows = []
-    for record in frame.to_dict("records"):
-        rows.append({k: yaml.safe_load(v) for k, v in record.items() if str(v).strip() != ""})
+    for i, record in enumerate(frame.to_dict("records")):
+        try:
+            rows.append({k: yaml.safe_load(v) for k, v in record.items() if str(v).strip() != ""})
+        except yaml.YAMLError as exc:
+            raise NetworkError(f"{path}: row {i + 1}: a cell is no value: "
+                               f"{getattr(exc, 'problem', None) or exc}") from None
     return rows
 
 
