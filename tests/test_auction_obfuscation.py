@@ -156,3 +156,20 @@ def test_ciphertext_text_is_plain_decimal():
     assert to_text(c) == str(c) and from_text(str(c)) == c and from_text(c) == c
     with pytest.raises(ValueError):
         from_text("not a ciphertext")
+
+
+def test_joint_scaling_equals_two_exponentiations(keypair):
+    """The CC's net amount Enc(f_b·b − f_s·s) in one joint exponentiation (keys.combine)."""
+    from lemcosim.federates.auction.keys import combine
+
+    public, private = keypair
+    enc = Encryptor(public)
+    b, s = enc.encrypt(7), enc.encrypt(5)
+    assert private.raw_decrypt(combine(public, b, 3, s, -2)) == 11  # 3·7 − 2·5
+    assert private.raw_decrypt(combine(public, b, 0, s, 4)) == 20
+    assert private.decrypt(paillier.EncryptedNumber(public, combine(public, b, 1, s, -2))) == -3
+    for _ in range(20):  # MCP·BCFL-sized factors: the same ciphertext as separate powmods
+        k1, k2 = secrets.randbelow(2**26), secrets.randbelow(2**26)
+        expected = pow(b, k1, public.nsquare) * pow(pow(s, -1, public.nsquare), k2,
+                                                    public.nsquare) % public.nsquare
+        assert combine(public, b, k1, s, -k2) == expected

@@ -25,11 +25,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-import gmpy2
 from phe import paillier
 
 from lemcosim.federates.auction.codec import PRICE_SCALE, QTY_SCALE, encode_price, encode_qty
-from lemcosim.federates.auction.keys import add, scale
+from lemcosim.federates.auction.keys import add, combine, scale
 
 FACTOR_SCALE = 10_000  # BCFL/SCF in 1e-4 steps; an amount is then qty·price·factor units
 UNITS_PER_M = QTY_SCALE * PRICE_SCALE * FACTOR_SCALE
@@ -49,9 +48,8 @@ def masked_amount(public: paillier.PaillierPublicKey, qty_ct: int, price: float,
 def net_masked_amount(public: paillier.PaillierPublicKey, buy_ct: int, sell_ct: int, price: float,
                       bcfl: float, scf: float, mask_ct: int) -> int:
     """𝔄 = Enc(b·MCP·BCFL − s·MCP·SCF + mask) from Enc(b), Enc(s) and Enc(mask)."""
-    revenue = scale(public, sell_ct, amount_factor(price, scf))
-    minus_revenue = int(gmpy2.invert(gmpy2.mpz(revenue), gmpy2.mpz(public.nsquare)))
-    return masked_amount(public, buy_ct, price, bcfl, add(public, minus_revenue, mask_ct))
+    net = combine(public, buy_ct, amount_factor(price, bcfl), sell_ct, -amount_factor(price, scf))
+    return add(public, net, mask_ct)
 
 
 def net_units(buy_kwh: float, sell_kwh: float, price: float, bcfl: float, scf: float) -> int:
