@@ -109,9 +109,9 @@ def compute(base: ObfuscatorBase, count: int) -> list[gmpy2.mpz]:
     return [table.power(secrets.randbits(EXPONENT_BITS)) for _ in range(count)]
 
 
-def _background() -> None:
+def _background(niceness: int) -> None:
     """Worker processes yield the CPU to the federates' online work (they fill idle time)."""
-    os.nice(WORKER_NICENESS)
+    os.nice(niceness)
 
 
 def _chunks(count: int, workers: int) -> list[int]:
@@ -144,11 +144,12 @@ class ObfuscatorPool:
     (forkserver), never by forking a process that already runs HELICS threads, and run at a
     lower priority than the federates."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, niceness: int = WORKER_NICENESS) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
         self.workers = workers
-        self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_background)
+        self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_background,
+                                             initargs=(niceness,))
 
     def start(self) -> None:
         """Start every worker now (a worker otherwise starts with the first task it is needed for)."""
