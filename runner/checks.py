@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lemcosim.federates.common.errors import LemcosimError
-from lemcosim.runner.schema import Scenario
+from lemcosim.runner.schema import Scenario, TimeConfig
 from lemcosim.runner.sources import KeyPath, Layered, ScenarioError
 
 MIN_KEY_BITS = 2048
@@ -209,10 +209,13 @@ def _check_profiles(scenario: Scenario, found: _Findings) -> None:
         return
     for i, group in enumerate(pros.groups):
         for key in ("load_profile", "pv_profile"):
-            _check_profile(getattr(group, key), ("prosumers", "groups", i, key), found)
+            _check_profile(getattr(group, key), ("prosumers", "groups", i, key), found,
+                           clock=scenario.time)
 
 
-def _check_profile(ref: str, path: KeyPath, found: _Findings, prefix: str = "") -> None:
+def _check_profile(ref: str, path: KeyPath, found: _Findings, prefix: str = "",
+                   clock: TimeConfig | None = None) -> None:
+    from lemcosim.federates.prosumers.dated import DatedSeries
     from lemcosim.federates.prosumers.profiles import load_table, resolve_profile
 
     try:
@@ -223,6 +226,8 @@ def _check_profile(ref: str, path: KeyPath, found: _Findings, prefix: str = "") 
             if bad.any():
                 row = int(np.argwhere(bad)[0][0])
                 raise LemcosimError(f"{resolved}: data row {row + 1} holds a non-finite value")
+            if clock is not None and isinstance(table, DatedSeries):  # it must span the run
+                table.check_covers(clock.start, clock.window_s, 0, clock.windows)
     except LemcosimError as exc:
         found.add(path, ref, f"{prefix}a profile generator, shipped profile or readable profile "
                   f"file ({exc})")

@@ -175,3 +175,15 @@ def test_year_scenario_runs_its_first_windows_in_a_real_federation(tmp_path):
     market = load_run(run_dir, federates=["amm"], entities=["market"])
     assert market[market.quantity == "volume_kwh"].value.sum() > 0  # the pool trades
     assert load_run(run_dir, federates=["amm"], quantities=["liquidity_skipped"]).empty
+
+
+def test_validation_names_a_dated_profile_that_does_not_span_the_run(tmp_path):
+    # two hourly rows cover 00:00–02:00: eight 15-minute windows fit, a ninth does not
+    path = dated_csv(tmp_path, [("2026-06-21 00:00", 0.5), ("2026-06-21 01:00", 0.7)])
+    args = ["validate", "quickstart", "--set", f"prosumers.groups.0.load_profile={path}"]
+    assert lemcosim(*args, "--set", "time.windows=8").returncode == 0
+    proc = lemcosim(*args, "--set", "time.windows=9")
+    assert proc.returncode != 0
+    assert "prosumers.groups.0.load_profile" in proc.stderr
+    assert (f"{path}: covers 2026-06-21T00:00:00 to 2026-06-21T02:00:00, but the run needs "
+            "2026-06-21T00:00:00 to 2026-06-21T02:15:00") in proc.stderr

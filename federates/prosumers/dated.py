@@ -39,18 +39,30 @@ class DatedSeries:
         """The values, under the name a daily ProfileTable gives them (checks read either)."""
         return self.values
 
-    def window_means(self, start: datetime, dt_s: float, first: int, count: int) -> np.ndarray:
-        """Mean of every column over windows first … first+count−1 of `dt_s` from `start`: (count, C)."""
+    def _edges_s(self) -> np.ndarray:
         origin = self.starts[0]
-        edges_s = np.concatenate([(self.starts - origin), self.ends[-1:] - origin]).astype(float)
-        t0 = float((np.datetime64(start, "s") - origin).astype(float)) + first * dt_s
-        window_edges = t0 + dt_s * np.arange(count + 1)
+        return np.concatenate([(self.starts - origin), self.ends[-1:] - origin]).astype(float)
+
+    def _window_edges_s(self, start: datetime, dt_s: float, first: int, count: int) -> np.ndarray:
+        t0 = float((np.datetime64(start, "s") - self.starts[0]).astype(float)) + first * dt_s
+        return t0 + dt_s * np.arange(count + 1)
+
+    def check_covers(self, start: datetime, dt_s: float, first: int, count: int) -> None:
+        """A named error unless the series covers windows first … first+count−1."""
+        edges_s = self._edges_s()
+        window_edges = self._window_edges_s(start, dt_s, first, count)
         if window_edges[0] < edges_s[0] - 1e-6 or window_edges[-1] > edges_s[-1] + 1e-6:
             need_from = np.datetime64(start, "s") + np.timedelta64(int(first * dt_s), "s")
             need_to = need_from + np.timedelta64(int(count * dt_s), "s")
             raise LemcosimError(
                 f"{self.source}: covers {self.starts[0]} to {self.ends[-1]}, but the run needs "
                 f"{need_from} to {need_to}")
+
+    def window_means(self, start: datetime, dt_s: float, first: int, count: int) -> np.ndarray:
+        """Mean of every column over windows first … first+count−1 of `dt_s` from `start`: (count, C)."""
+        self.check_covers(start, dt_s, first, count)
+        edges_s = self._edges_s()
+        window_edges = self._window_edges_s(start, dt_s, first, count)
         durations = np.diff(edges_s)
         cumulative = np.vstack([np.zeros((1, self.values.shape[1])),
                                 np.cumsum(self.values * durations[:, None], axis=0)])
