@@ -22,7 +22,8 @@ def add_powerflow_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--at", help="device location: a regulator (its bank is replaced) or a line "
                    "(device at its sending end); default: the substation end of the feeder")
     p.add_argument("--setting", help="svr: 3 taps as α (e.g. 0.0625,0.05,0.06875); fsvr: 9 α row "
-                   "by row; upfc: 3 magnitudes (pu) ; 3 angles (deg), e.g. '0.05,0.05,0.05;0,0,0'")
+                   "by row; upfc: 3 magnitudes (pu of the input phase, ≤ 0.2) ; 3 angles (deg from the input "
+                   "phase), e.g. '0.05,0.05,0.05;0,0,0'")
     p.add_argument("--continuous", action="store_true", help="fsvr: continuous α within ±R_max")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     return p
