@@ -41,10 +41,17 @@ def test_amm_trades_are_approved_by_the_grid_and_scheduled(tmp_path, run_dir):
     rejected = decided[decided.value == 0.0].entity
     reasons = amm[(amm.quantity == "reason") & amm.entity.isin(rejected)]
     assert len(reasons) == len(rejected) and reasons.text.str.startswith("DSO:").all()
-    # one query round trip per transaction: one sub-step each, after the market opens at 2δ
-    per_window = decided.groupby("window").substep.agg(["min", "max", "count"])
-    assert (per_window["min"] >= 3).all()
-    assert (per_window["max"] - per_window["min"] + 1 == per_window["count"]).all()
+    # batched approval: one round trip for the window's transactions, one more after each refusal
+    # (the transactions after it are decided again); each evaluated transaction is one power flow
+    grid = df[(df.federate == "grid") & (df.entity == "feeder")].pivot_table(
+        index="window", columns="quantity", values="value")
+    refused = decided[decided.value == 0.0].groupby("window").size()
+    refused = refused.reindex(grid.index, fill_value=0)
+    assert (grid.query_requests >= 1).all()
+    assert (grid.query_requests <= 1 + refused).all()
+    evaluated = amm[amm.quantity == "v_min"].groupby("window").size()
+    assert (grid.power_flows == evaluated.reindex(grid.index, fill_value=0) + 2).all()
+    assert decided.substep.min() >= 3  # after the market opens at 2δ
     # the grid solved each window twice: the base state at δ, then with the market's schedule
     grid_losses = df[(df.federate == "grid") & (df.quantity == "losses_kw")]
     assert (grid_losses.groupby("window").size() == 2).all()

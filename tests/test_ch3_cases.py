@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import assert_no_process_left, lemcosim
+from reference_results import assert_same_results
 
 from lemcosim.analysis import load_run
 
@@ -37,3 +38,5 @@ def test_case_study(network, case, run_dir):
     assert compensated.any() if case == 3 else not compensated.any()
     for name in ("amm_token_status.md", "amm_transactions.md", "amm_prices.png"):
         assert (run_dir / "analysis" / name).exists(), name
+    # batched approval decides exactly as one query per transaction did (tests/data/reference_*)
+    assert_same_results(run_dir, f"ch3_{network}_case{case}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import assert_no_process_left, lemcosim
+from reference_results import assert_same_results
 
 from lemcosim.analysis import load_run
 
@@ -66,3 +67,5 @@ def test_quickstart_runs_from_a_plain_install_in_another_folder(installed, tmp_p
         net.set_index("window")["value"].sort_index().to_numpy())
     for name in ("summary.csv", "summary.md", "prosumers_net_kw.png", "report.md"):
         assert (run_dir / "analysis" / name).stat().st_size > 0, name
+    # batched approval decides exactly as one query per transaction did (tests/data/reference_*)
+    assert_same_results(run_dir, "quickstart")

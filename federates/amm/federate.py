@@ -22,8 +22,11 @@ from lemcosim.federates.amm.esu_policy import EsuManager, exchange_injections
 from lemcosim.federates.amm.market import AmmWindow, StorageUnit, Transaction, TxResult
 from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, Pool
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
+from lemcosim.federates.common.approval import Intent
 from lemcosim.federates.common.clock import MARKET_SUBSTEP
+from lemcosim.federates.common.errors import LemcosimError
 
+_MIN_BATCH, _MAX_BATCH = 16, 4096
 _TX_NUMBERS = ("e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh", "price_after",
                "utility_kwh")
 _UNITS = {"e_kwh": "kWh", "m": "M", "rho": "M/kWh", "rho_eff": "M/kWh", "rho_es": "M/kWh",
@@ -56,6 +59,7 @@ class AmmFederate(FederateModel):
         self.rng = np.random.default_rng(self.config.seed)
         self.last_close: float | None = None
         self._query_ids = itertools.count()
+        self._batch = _MIN_BATCH  # intents per batched approval, adapted to the refusal rate
         self.start = datetime.fromisoformat(settings.start) if settings.start else datetime(2026, 6, 21)
         policy = self.config.esu_policy
         self.esu_manager = EsuManager(policy) if policy is not None else None
@@ -75,18 +79,22 @@ class AmmFederate(FederateModel):
                 bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
                 retail=self.config.pool.retail, base_losses_kw=base_losses)
             self._add_liquidity(ctx, window, label, books[label], esus, opening)
-        results = []
-        for tx in self._intents(ctx, window):
-            for label, part in self._route(tx):
-                book = books[label]
-                if book.pool.l_total <= 0:
-                    continue
-                result = book.transact(part)
-                if result.approved and book.loss_kw is not None:
-                    for other in books.values():  # PLoss_{i−1} is the last approved state
-                        other.loss_kw = book.loss_kw
-                results.append(result)
-                self._log_tx(ctx, window, result)
+        results: list[TxResult] = []
+        txs = self._intents(ctx, window)
+        if self.config.approval and len(books) == 1:
+            self._transact_batched(ctx, window, books[""], txs, results)
+        else:
+            for tx in txs:
+                for label, part in self._route(tx):
+                    book = books[label]
+                    if book.pool.l_total <= 0:
+                        continue
+                    result = book.transact(part)
+                    if result.approved and book.loss_kw is not None:
+                        for other in books.values():  # PLoss_{i−1} is the last approved state
+                            other.loss_kw = book.loss_kw
+                    results.append(result)
+                    self._log_tx(ctx, window, result)
         schedule: dict[str, list[float]] = {}
         for label, book in books.items():
             for esu in self.books[label]:
@@ -207,6 +215,87 @@ class AmmFederate(FederateModel):
             return None
         return float(ctx.read_string(key))
 
+    # --- batched approval (docs/amm.md) -----------------------------------------------------
+    def _transact_batched(self, ctx: FederateContext, window: int, book: AmmWindow,
+                          txs: list[Transaction], results: list[TxResult]) -> None:
+        """Every transaction in order, with one grid round trip per batch instead of one each.
+
+        A fork of the window decides the coming transactions as if the grid approved each one
+        and lists the intents it asks about; the grid evaluates them in order on the approval
+        state and stops at the first it refuses. The window then decides for real, taking each
+        answer only if the real intent is the one the grid evaluated; at the first it lacks, the
+        next batch starts. The grid solves exactly the power flows one query per transaction
+        would, in the same order, so the results are identical."""
+        if book.pool.l_total <= 0 or not txs:
+            return
+        if book.loss_kw is None:
+            book.loss_kw = book.base_losses()
+        real_approve = book.approve
+        start = 0
+        while start < len(txs):
+            intents = self._speculate(book, txs[start:start + self._batch])
+            answers = self._ask_sequence(ctx, book, intents)
+            expected = {i.id: i for i in intents}
+            book.approve = self._replay_approver(ctx, book, expected, answers)
+            decided = start
+            try:
+                for tx in txs[start:]:
+                    result = book.transact(tx)
+                    results.append(result)
+                    self._log_tx(ctx, window, result)
+                    decided += 1
+            except _NeedGrid:
+                pass
+            finally:
+                book.approve = real_approve
+            if decided == start:
+                raise LemcosimError(f"{self.name}: the grid answered none of a batch of "
+                                    f"{len(intents)} intents from {txs[start].id}")
+            asked = sum(not i.local for i in intents)
+            # the next batch: twice the run the grid approved this time (flat after refusals)
+            self._batch = min(max(2 * len(answers), _MIN_BATCH), _MAX_BATCH) if asked else \
+                self._batch
+            start = decided
+
+    def _speculate(self, book: AmmWindow, txs: list[Transaction]) -> list[Intent]:
+        fork = book.fork()
+        asked = 0
+        for tx in txs:
+            before = len(fork.speculative)
+            result = fork.transact(tx)
+            if result.decided_by == "storage" and book.loss_compensation:
+                # ΔLoss of the trades before it, unknown yet, moves ES_cont: decide it for real
+                break
+            asked += sum(not i.local for i in fork.speculative[before:])
+            if asked >= self._batch:
+                break
+        return fork.speculative
+
+    def _ask_sequence(self, ctx: FederateContext, book: AmmWindow,
+                      intents: list[Intent]) -> dict[str, dict]:
+        if not any(not i.local for i in intents):
+            return {}
+        reply = self._round_trip(ctx, f"{self.config.grid}/query",
+                                 {"chain": book.chain().to_json(),
+                                  "intents": [i.to_json() for i in intents]}, 1)
+        if reply is None or "answers" not in reply:
+            raise LemcosimError(f"{self.name}: grid federate {self.config.grid!r} did not answer a "
+                                f"batch of {len(intents)} intents in one sub-step"
+                                + (f": {reply.get('reason')}" if reply else ""))
+        return {a["id"]: a for a in reply["answers"] if "stopped" not in a}
+
+    def _replay_approver(self, ctx: FederateContext, book: AmmWindow,
+                         expected: dict[str, Intent], answers: dict[str, dict]):
+        def approve(injections: dict) -> dict:
+            intent = book.pending
+            answer = answers.get(intent.id) if intent is not None else None
+            if answer is None or expected.get(intent.id) != intent:
+                raise _NeedGrid
+            if answer.get("feasible") or not answer.get("converged") or not self.config.fsvr_assist:
+                return answer
+            return self._ask_fsvr(ctx, injections, answer)
+        return approve
+
     # --- grid round trip -------------------------------------------------------------------
     def _ask_grid(self, ctx: FederateContext, window: int, injections: dict) -> dict:
         answer = self._round_trip(ctx, f"{self.config.grid}/query", {"injections": injections}, 1)
@@ -273,6 +362,10 @@ class AmmFederate(FederateModel):
             for p, row in zip("abc", device["alpha"], strict=True):
                 for q, value in enumerate(row):
                     record(t, window, entity, f"alpha_{p}{q + 1}", float(value), "pu", k)
+
+
+class _NeedGrid(Exception):  # noqa: N818 - control flow, never leaves the federate
+    """The next transaction needs a grid answer the current batch does not hold."""
 
 
 def _merge(total: dict[str, list[float]], more: dict[str, list[float]]) -> None:

@@ -15,12 +15,20 @@ Conventions (documented in docs/amm.md):
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lemcosim.federates.amm.pool import Pool, PoolError, Side, Swap
+from lemcosim.federates.common.approval import (
+    ApprovalChain,
+    Intent,
+    StorageAccount,
+    loss_delta_kwh,
+    trade_kw,
+)
 from lemcosim.federates.common.errors import LemcosimError
 
 Approver = Callable[[dict[str, list[float]]], dict[str, Any]]
@@ -94,6 +102,7 @@ class TxResult:
     es_i: dict[str, float] = field(default_factory=dict)
     es_cont: dict[str, float] = field(default_factory=dict)
     grid: dict[str, Any] = field(default_factory=dict)
+    decided_by: str = ""  # "storage" when an ESU limit refused it before any power flow
 
 
 @dataclass
@@ -139,6 +148,12 @@ class AmmWindow:
         self.ledger = Ledger()
         # losses of the committed window state (the grid publishes them): saves a power flow
         self.loss_kw: float | None = base_losses_kw
+        # approved trades per BUS.PHASE, summed as they are approved (approval state, never
+        # rebuilt from the trades); the storage accounts are fixed once stage 2 starts
+        self._trades_kw: dict[str, float] = {}
+        self._storage: tuple[StorageAccount, ...] | None = None
+        self.pending: Intent | None = None  # the transaction being approved, as an intent
+        self.speculative: list[Intent] | None = None  # see `fork`
 
     # --- stage 1 ---------------------------------------------------------------------------
     def add_liquidity(self, esu_name: str, e_kwh: float, opening_price: float | None = None
@@ -156,6 +171,7 @@ class AmmWindow:
         m = self.pool.deposit_for(e_kwh, opening_price)
         minted = self.pool.add_liquidity(e_kwh, m)
         self.l_es[esu_name] = self.l_es.get(esu_name, 0.0) + minted
+        self._storage = None  # shares changed
         self.ledger.move_money(f"esu:{esu_name}", POOL, m)
         self.ledger.move_energy(f"esu:{esu_name}", POOL, e_kwh)
         return self.token_status()
@@ -199,17 +215,51 @@ class AmmWindow:
         es_cont = {n: self.es_cont[n] + es_i[n] for n in self.esus}
         problem = self._esu_limits(es_cont)
         if problem:
-            return TxResult(tx, False, problem)
+            return TxResult(tx, False, problem, decided_by="storage")
         answer: dict[str, Any] = {}
         d_loss_kwh = 0.0
-        if self.approve is not None:
+        if self.approve is not None or self.speculative is not None:
             if self.loss_kw is None:
-                self.loss_kw = self._base_losses()
-            answer = self.approve(self._injections(tx, swap, es_cont))
+                self.loss_kw = self.base_losses()
+            self.pending = self._intent(tx, swap, es_i)
+            if self.speculative is not None:  # a fork: assume approval, note what was asked
+                self.speculative.append(self.pending)
+                answer = {"feasible": True, "converged": True, "losses_kw": self.loss_kw}
+            else:
+                answer = self.approve(self.chain().injections(
+                    self.pending.trade_kw, list(es_cont.values())))
             if not answer.get("feasible"):
                 return TxResult(tx, False, f"DSO: {answer.get('reason') or 'infeasible'}", grid=answer)
-            d_loss_kwh = (answer["losses_kw"] - self.loss_kw) * self.dt_s / 3600.0
+            d_loss_kwh = loss_delta_kwh(answer["losses_kw"], self.loss_kw, self.dt_s)
         return self._commit(tx, swap, es_i, es_cont, d_loss_kwh, answer)
+
+    def _intent(self, tx: Transaction, swap: Swap, es_i: dict[str, float]) -> Intent:
+        sign = 1.0 if tx.side == "sell" else -1.0
+        committed = tx.e_kwh - (swap.remainder_kwh if swap.remainder_kwh > 1e-12 else 0.0)
+        return Intent(tx.id, trade_kw(tx.bus, tx.phase, sign * swap.filled_kwh, self.dt_s),
+                      tuple(es_i.values()),
+                      None if committed == swap.filled_kwh else
+                      trade_kw(tx.bus, tx.phase, sign * committed, self.dt_s))
+
+    def chain(self) -> ApprovalChain:
+        """The approval state now: approved trades, ESU deliveries and losses (docs/amm.md)."""
+        if self._storage is None:
+            self._storage = tuple(
+                StorageAccount(tuple(f"{e.bus}.{ph}" for ph in e.phases), self.share(n),
+                               e.deliverable_kwh(self.dt_s), e.absorbable_kwh(self.dt_s))
+                for n, e in self.esus.items())
+        return ApprovalChain(self.dt_s, self._storage, self._trades_kw, list(self.es_cont.values()),
+                             self.loss_kw, self.loss_compensation)
+
+    def fork(self) -> AmmWindow:
+        """A copy that decides the coming transactions as if the grid approved each one and lists
+        the intents it would have asked about (`speculative`): batched approval sends them at once."""
+        twin = copy.copy(self)
+        twin.pool = self.pool.copy()
+        twin.es_cont = dict(self.es_cont)
+        twin._trades_kw = dict(self._trades_kw)
+        twin.approved, twin.ledger, twin.speculative = [], Ledger(), []
+        return twin
 
     def _esu_limits(self, es_cont: dict[str, float]) -> str:
         for n, es in es_cont.items():
@@ -222,34 +272,23 @@ class AmmWindow:
                         f"{esu.absorbable_kwh(self.dt_s):.6g} kWh")
         return ""
 
-    def _base_losses(self) -> float:
-        answer = self.approve(self._injections(None, None, self.es_cont))
+    def base_losses(self) -> float:
+        answer = self.approve(self.schedule())
         if not answer.get("converged"):
             raise MarketError(f"the window's base power flow failed: {answer.get('reason')}")
         return float(answer["losses_kw"])
 
     def schedule(self) -> dict[str, list[float]]:
         """The window's approved market injections: trades and ESU deliveries, kW per BUS.PHASE."""
-        return self._injections(None, None, self.es_cont)
+        return self.chain().injections()
 
-    def _injections(self, tx: Transaction | None, swap: Swap | None,
-                    es_cont: dict[str, float]) -> dict[str, list[float]]:
-        kw_per_kwh = 3600.0 / self.dt_s
-        out: dict[str, list[float]] = {}
-
-        def add(bus: str, phases: str, p_kw: float) -> None:
-            for ph in phases:
-                out.setdefault(f"{bus}.{ph}", [0.0, 0.0])[0] += p_kw / len(phases)
-
-        trades = [(r.tx, r.tx.e_kwh - r.utility_kwh) for r in self.approved]
-        if tx is not None and swap is not None:
-            trades.append((tx, swap.filled_kwh))
-        for t, e in trades:
-            add(t.bus, t.phase, (e if t.side == "sell" else -e) * kw_per_kwh)
-        for n, es in es_cont.items():
-            esu = self.esus[n]
-            add(esu.bus, esu.phases, es * kw_per_kwh)
-        return out
+    def _approved_trade(self, result: TxResult) -> dict[str, float]:
+        tx = result.tx
+        e = tx.e_kwh - result.utility_kwh
+        added = trade_kw(tx.bus, tx.phase, e if tx.side == "sell" else -e, self.dt_s)
+        for key, p in added.items():
+            self._trades_kw[key] = self._trades_kw.get(key, 0.0) + p
+        return added
 
     def _commit(self, tx: Transaction, swap: Swap, es_i: dict[str, float],
                 es_cont: dict[str, float], d_loss_kwh: float, answer: dict) -> TxResult:
@@ -285,6 +324,7 @@ class AmmWindow:
         if swap.remainder_kwh > 1e-12:  # bound policy "utility"
             self._settle_with_utility(result, swap.remainder_kwh)
         self.approved.append(result)
+        self._approved_trade(result)
         return result
 
     def _settle_with_utility(self, result: TxResult, e_kwh: float) -> None:
@@ -308,4 +348,8 @@ class AmmWindow:
         self._settle_with_utility(result, tx.e_kwh)
         result.reason = f"{why}; all {tx.e_kwh:g} kWh settled with the utility"
         self.approved.append(result)
+        added = self._approved_trade(result)
+        if self.speculative is not None:  # the grid must add its (zero) trade too
+            self.speculative.append(Intent(tx.id, {}, tuple(0.0 for _ in self.esus), added,
+                                           local=True))
         return result

@@ -29,9 +29,32 @@ class GridFederate(FederateModel):
         self.service = GridService.from_params(settings.params)
         self.sources: list[str] = list(settings.params.get("injection_sources", []))
         self._latest: dict[str, tuple[int, dict]] = {}  # source -> (window published, injections)
+        # per-query answers in the log only on request; by default a summary per window
+        self.log_queries = str(settings.params.get("log_queries", "summary"))
+        if self.log_queries not in ("summary", "full"):
+            raise LemcosimError(f"{self.name}: log_queries must be summary or full, "
+                                f"got {self.log_queries!r}")
+        self._requests = {"query": 0, "control": 0}
+        self._solves_before = 0
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
+        if window > 0:
+            self._summarise(ctx, window - 1)
         self._solve(ctx, window)
+
+    def finish(self, ctx: FederateContext) -> None:
+        self._summarise(ctx, ctx.clock.windows - 1)
+
+    def _summarise(self, ctx: FederateContext, window: int) -> None:
+        """Requests served and power flows solved in `window` (its last sub-step's rows)."""
+        solves = self.service.model.solves
+        for quantity, value in (("query_requests", self._requests["query"]),
+                                ("control_requests", self._requests["control"]),
+                                ("power_flows", solves - self._solves_before)):
+            ctx.log.record(ctx.time_s, window, "feeder", quantity, float(value), "count",
+                           ctx.clock.substep_of(ctx.time_s))
+        self._requests = dict.fromkeys(self._requests, 0)
+        self._solves_before = solves
 
     def _solve(self, ctx: FederateContext, window: int) -> None:
         self._take_updates(ctx, window)
@@ -51,7 +74,7 @@ class GridFederate(FederateModel):
             ctx.log.record(ctx.time_s, window, entity, quantity, value, unit, substep)
 
     def on_interrupt(self, ctx: FederateContext, window: int) -> None:
-        self._serve(ctx, window, "query", self.service.answer_query)
+        self._serve(ctx, window, "query", self._query)
         self._serve(ctx, window, "control", self.service.apply_control)
         own_step = ctx.clock.time_of(window, self.substep)
         if self._take_updates(ctx, window) and ctx.time_s > own_step:
@@ -72,9 +95,16 @@ class GridFederate(FederateModel):
             arrived = True
         return arrived
 
+    def _query(self, request: Any) -> dict:
+        """One power-flow query, or a market's batch of intents (docs/interfaces.md)."""
+        if isinstance(request, dict) and "intents" in request:
+            return self.service.answer_sequence(request)
+        return self.service.answer_query(request)
+
     def _serve(self, ctx: FederateContext, window: int, endpoint: str, handler) -> None:
         key = f"{self.name}/{endpoint}"
         for source, text, _ in ctx.receive(key):
+            self._requests[endpoint] += 1
             request_id: Any = None
             try:
                 request = json.loads(text)
@@ -83,7 +113,9 @@ class GridFederate(FederateModel):
             except (json.JSONDecodeError, LemcosimError, TypeError, ValueError) as exc:
                 answer = {"accepted": False, "feasible": False, "reason": f"bad request: {exc}"}
             answer["id"] = request_id
-            ctx.send(key, source, answer)
-            ctx.log.record(ctx.time_s, window, source, f"{endpoint}_answer", json.dumps(answer),
-                           "", ctx.clock.substep_of(ctx.time_s))
+            text = json.dumps(answer)
+            ctx.send(key, source, text)
+            if self.log_queries == "full" or endpoint == "control":
+                ctx.log.record(ctx.time_s, window, source, f"{endpoint}_answer", text, "",
+                               ctx.clock.substep_of(ctx.time_s))
 

@@ -3,6 +3,7 @@
 - `solve_window(injections)`: commit the window's injections, solve, report.
 - `answer_query(request)`: solve committed + extra injections (optionally with another device
   setting) and answer feasibility, violations and losses; the committed state is restored.
+- `answer_sequence(request)`: batched approval of a market's intents, in order (docs/interfaces.md).
 - `apply_control(request)`: commit a new device setting; a bad one keeps the last valid setting.
 """
 
@@ -14,9 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from lemcosim.federates.common.approval import ApprovalChain, Intent
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.devices import DeviceError, setting_from_json
 from lemcosim.federates.grid.model import GridError, GridModel, Limits, PowerFlow
+
+# what a market needs of each answer in a batch (the full answer adds per-bus detail)
+_SEQUENCE_KEYS = ("feasible", "converged", "reason", "rule", "violations", "losses_kw", "extremes")
 
 
 @dataclass
@@ -165,6 +170,30 @@ class GridService:
              "band_pu": [self.model.limits.v_min_pu, self.model.limits.v_max_pu],
              "limits": {"vuf_max_pct": self.model.limits.vuf_max_pct}}
             if request.get("detail") and flow.converged else {})
+
+    def answer_sequence(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Batched approval (docs/interfaces.md): the `intents` in order, each evaluated on the
+        approval state `chain` plus every intent approved before it, exactly as one query per
+        transaction would carry it; stops at the first one refused, or one a storage account
+        cannot serve (the market then refuses it itself). Local intents (settled without the
+        grid) only add their trade."""
+        chain = ApprovalChain.from_json(request["chain"])
+        answers: list[dict[str, Any]] = []
+        for raw in request.get("intents") or []:
+            intent = Intent.from_json(raw)
+            if intent.local:
+                chain.add_trade(intent.commit_kw or intent.trade_kw)
+                continue
+            es_cont = chain.provisional(intent)
+            if any(a.exceeded(es) for a, es in zip(chain.storage, es_cont, strict=True)):
+                answers.append({"id": intent.id, "stopped": "storage limit"})
+                break
+            full = self.answer_query({"injections": chain.injections(intent.trade_kw, es_cont)})
+            answers.append({"id": intent.id} | {k: full[k] for k in _SEQUENCE_KEYS if k in full})
+            if not full["feasible"]:
+                break
+            chain.approve(intent, es_cont, full["losses_kw"])
+        return {"answers": answers}
 
     def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -1,0 +1,62 @@
+"""What must not change when the market–grid protocol changes: every transaction's decision and
+prices, each ESU's delivery, and the losses of each window's final power flow.
+
+`python tests/reference_results.py RUN_DIR OUT.json` extracts them from a run folder. The files
+in tests/data/reference_*.json were captured this way from commit ccc1e1b (one HELICS round trip
+per transaction, before issue 13's batched approval) and are compared exactly (floats as JSON
+round-trips them) by tests/test_ch3_cases.py and tests/test_quickstart.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lemcosim.analysis import load_run
+
+TX_QUANTITIES = ("approved", "reason", "side", "prosumer", "bus", "e_kwh", "m", "rho", "rho_eff",
+                 "rho_es", "d_loss_kwh", "price_after", "utility_kwh")
+MARKET_QUANTITIES = ("opening_price", "closing_price", "volume_kwh", "approved", "rejected")
+ESU_QUANTITIES = ("soc_kwh", "es_cont_kwh")
+
+
+def market_results(run_dir: Path | str) -> dict:
+    """{"transactions": {id: {quantity: value}}, "market": …, "esus": …, "grid_losses_kw": …}."""
+    df = load_run(run_dir)
+    amm = df[df.federate == "amm"]
+    out: dict = {"transactions": {}, "market": {}, "esus": {}, "grid_losses_kw": {}}
+    for row in amm.itertuples():
+        value = row.text if isinstance(row.text, str) and row.text else float(row.value)
+        entity, quantity = str(row.entity), str(row.quantity)
+        if entity.startswith("w") and "t" in entity and quantity in TX_QUANTITIES:
+            out["transactions"].setdefault(entity, {})[quantity] = value
+        elif entity == "market" and quantity in MARKET_QUANTITIES:
+            out["market"][f"{int(row.window)}:{quantity}"] = value
+        elif quantity in ESU_QUANTITIES:
+            out["esus"][f"{int(row.window)}:{entity}:{quantity}"] = value
+    grid = df[(df.federate == "grid") & (df.entity == "feeder") & (df.quantity == "losses_kw")]
+    for window, rows in grid.sort_values("time_s", kind="stable").groupby("window"):
+        out["grid_losses_kw"][str(int(window))] = float(rows["value"].iloc[-1])
+    return out
+
+
+if __name__ == "__main__":
+    Path(sys.argv[2]).write_text(json.dumps(market_results(sys.argv[1]), indent=1, sort_keys=True))
+
+
+def assert_same_results(run_dir: Path | str, scenario: str) -> None:
+    """The run's market results equal the stored reference exactly (NaN equal to NaN)."""
+    expected = json.loads((Path(__file__).parent / "data" / f"reference_{scenario}.json").read_text())
+    got = json.loads(json.dumps(market_results(run_dir)))  # the same float round trip
+    for part, values in expected.items():
+        assert got[part].keys() == values.keys(), f"{scenario}: {part} entries differ"
+        differ = [k for k, v in values.items() if not _same(got[part][k], v)]
+        assert not differ, (f"{scenario}: {len(differ)} {part} differ, first {differ[0]}: "
+                            f"{got[part][differ[0]]} != {values[differ[0]]}")
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b or (a != a and b != b)
