@@ -187,3 +187,17 @@ def test_validation_names_a_dated_profile_that_does_not_span_the_run(tmp_path):
     assert "prosumers.groups.0.load_profile" in proc.stderr
     assert (f"{path}: covers 2026-06-21T00:00:00 to 2026-06-21T02:00:00, but the run needs "
             "2026-06-21T00:00:00 to 2026-06-21T02:15:00") in proc.stderr
+
+
+def test_a_run_crossing_new_year_joins_two_generated_years():
+    # daily windows from 28 Dec 2026 over New Year: 1 Jan 2027 (a Friday, a holiday in DE) draws
+    # like Sunday 3 Jan, not like the Thursday before it
+    config = PopulationConfig.model_validate({
+        "load_noise": 0.0, "holidays": "DE",
+        "groups": [{"count": 1, "buses": ["671"], "load_profile": "bdew_h0", "annual_kwh": 3650.0,
+                    "pv_share": 1.0, "pv_kwp": 5.0, "pv_profile": "pvlib"}]})
+    pop = Population.from_config(config, 86400.0, datetime(2026, 12, 28))
+    load = [pop.step(w).load_kw[0] for w in range(7)]  # 28 Dec … 3 Jan
+    new_year, thursday, sunday = load[4], load[3], load[6]
+    assert new_year == pytest.approx(sunday, rel=0.02)
+    assert abs(new_year - sunday) < abs(new_year - thursday)
