@@ -3,9 +3,11 @@
 - `opendss_floor(network, solves)`: a bare opendssdirect loop, one load changed and the circuit
   solved `solves` times, voltages and losses read — what each power flow of the federation must
   do at least. Returns the seconds and how many solves converged.
-- `pingpong_floor(round_trips)`: a bare 2-federate HELICS ping-pong on its own broker (zmq): the
-  pinger sends a message at t and requests t + δ, the ponger (woken by the message) answers at t
-  — the market–grid query pattern. Returns the seconds for `round_trips` round trips.
+- `pingpong_floor(round_trips, core=, payload_bytes=)`: a bare 2-federate HELICS ping-pong on
+  its own broker (zmq or tcp core): the pinger sends a message at t and requests t + δ, the
+  ponger (woken by the message) answers at t — the market–grid query pattern. Returns the
+  seconds of the `round_trips` round trips alone (timed inside the pinger: no start-up, no
+  shutdown).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ def opendss_floor(network: str, solves: int) -> tuple[float, int]:
     return time.perf_counter() - start, converged
 
 
-def _federate(name: str, broker: str, round_trips: int, ready) -> None:
+def _federate(name: str, broker: str, round_trips: int, ready, core: str = "zmq",
+              payload_bytes: int = 1, elapsed=None) -> None:
     import helics as h
 
     info = h.helicsCreateFederateInfo()
-    h.helicsFederateInfoSetCoreTypeFromString(info, "zmq")
+    h.helicsFederateInfoSetCoreTypeFromString(info, core)
     h.helicsFederateInfoSetCoreInitString(info, f"--federates=1 --broker_address={broker}")
     h.helicsFederateInfoSetTimeProperty(info, h.HELICS_PROPERTY_TIME_DELTA, _DELTA_S)
     if name == "pong":
@@ -51,13 +54,16 @@ def _federate(name: str, broker: str, round_trips: int, ready) -> None:
     ep = h.helicsFederateRegisterEndpoint(fed, "ep", "")
     h.helicsFederateEnterExecutingMode(fed)
     ready.set()
+    payload = b"q" * max(payload_bytes, 1)
     if name == "ping":
         t = 0.0
+        started = time.perf_counter()
         for _ in range(round_trips):
-            h.helicsEndpointSendBytesTo(ep, b"q", "pong/ep")
+            h.helicsEndpointSendBytesTo(ep, payload, "pong/ep")
             t = h.helicsFederateRequestTime(fed, t + _DELTA_S)
             while h.helicsEndpointHasMessage(ep):
                 h.helicsEndpointGetMessage(ep)
+        elapsed.value = time.perf_counter() - started
         h.helicsEndpointSendBytesTo(ep, b"stop", "pong/ep")
     else:
         done = False
@@ -68,37 +74,44 @@ def _federate(name: str, broker: str, round_trips: int, ready) -> None:
                 if h.helicsMessageGetBytes(msg) == b"stop":
                     done = True
                 else:
-                    h.helicsEndpointSendBytesTo(ep, b"a", "ping/ep")
+                    h.helicsEndpointSendBytesTo(ep, payload, "ping/ep")
     h.helicsFederateDisconnect(fed)
     h.helicsFederateFree(fed)
 
 
-def pingpong_floor(round_trips: int, port: int = 23571) -> float:
+def pingpong_floor(round_trips: int, port: int | None = None, core: str = "zmq",
+                   payload_bytes: int = 1) -> float:
     """Seconds for `round_trips` HELICS message round trips between two bare federates."""
     import helics as h
 
+    from lemcosim.runner.compose import free_port
+
+    port = port or free_port()
     address = f"tcp://127.0.0.1:{port}"
-    broker = h.helicsCreateBroker("zmq", "floor_broker", f"--federates=2 --local_port={port}")
+    broker = h.helicsCreateBroker(core, f"floor_broker_{port}",
+                                  f"--federates=2 --local_port={port}")
     ctx = mp.get_context("spawn")
     ready = [ctx.Event(), ctx.Event()]
-    procs = [ctx.Process(target=_federate, args=(name, address, round_trips, ev))
+    elapsed = ctx.Value("d", float("nan"))
+    procs = [ctx.Process(target=_federate, args=(name, address, round_trips, ev, core,
+                                                 payload_bytes, elapsed))
              for name, ev in zip(("ping", "pong"), ready, strict=True)]
     for p in procs:
         p.start()
     for ev in ready:
         ev.wait(60)
-    start = time.perf_counter()
     for p in procs:
         p.join(600)
-    elapsed = time.perf_counter() - start
     h.helicsBrokerWaitForDisconnect(broker, 10_000)
     h.helicsBrokerFree(broker)
-    return elapsed
+    return float(elapsed.value)
 
 
 if __name__ == "__main__":
     seconds, ok = opendss_floor("ieee13", 2000)
     print(f"opendss: 2000 solves in {seconds:.3f} s ({ok} converged), "
           f"{seconds / 2000 * 1e3:.3f} ms each")
-    seconds = pingpong_floor(2000)
-    print(f"helics ping-pong: 2000 round trips in {seconds:.3f} s, {seconds / 2000 * 1e3:.3f} ms each")
+    for core in ("zmq", "tcp"):
+        seconds = pingpong_floor(2000, core=core)
+        print(f"helics ping-pong ({core}): 2000 round trips in {seconds:.3f} s, "
+              f"{seconds / 2000 * 1e3:.3f} ms each")

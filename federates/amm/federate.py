@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -81,6 +82,7 @@ class AmmFederate(FederateModel):
             self._add_liquidity(ctx, window, label, books[label], esus, opening)
         results: list[TxResult] = []
         txs = self._intents(ctx, window)
+        ctx.stats["transactions"] += len(txs)
         if self.config.approval and len(books) == 1:
             self._transact_batched(ctx, window, books[""], txs, results)
         else:
@@ -326,14 +328,19 @@ class AmmFederate(FederateModel):
                     max_substeps: int) -> dict | None:
         """Send on our endpoint; advance one sub-step at a time until the answer with our id."""
         request_id = f"{self.name}-{next(self._query_ids)}"
-        ctx.send(f"{self.name}/dso", destination, {"id": request_id} | payload)
-        for _ in range(max_substeps):
-            ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
-            for _, text, _ in ctx.receive(f"{self.name}/dso"):
-                answer = json.loads(text)
-                if answer.get("id") == request_id:
-                    return answer
-        return None
+        started = time.perf_counter()
+        ctx.stats["round_trips"] += 1
+        try:
+            ctx.send(f"{self.name}/dso", destination, {"id": request_id} | payload)
+            for _ in range(max_substeps):
+                ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
+                for _, text, _ in ctx.receive(f"{self.name}/dso"):
+                    answer = json.loads(text)
+                    if answer.get("id") == request_id:
+                        return answer
+            return None
+        finally:
+            ctx.stats["round_trip_s"] += time.perf_counter() - started
 
     def _substep(self, ctx: FederateContext) -> int:
         return ctx.clock.substep_of(ctx.time_s)

@@ -9,8 +9,11 @@ sees a `FederateContext`; this module owns every HELICS call about time, start-u
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 import traceback
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +94,9 @@ class FederateContext:
         self.log = log
         self.heartbeat = Heartbeat(settings.run_dir / "logs" / f"{settings.name}.heartbeat")
         self.time_s = 0.0
+        # per-window counters (seconds waiting in HELICS, time requests, messages; models add
+        # their own): logged per window with LEMCOSIM_PROFILE=1 (benchmarks/cosim.py)
+        self.stats: defaultdict[str, float] = defaultdict(float)
         self.publications = {
             h.helicsPublicationGetName(p): p
             for p in (
@@ -148,6 +154,7 @@ class FederateContext:
         ep = self._lookup(self.endpoints, endpoint, "endpoint")
         data = payload if isinstance(payload, str) else json.dumps(payload)
         self._h.helicsEndpointSendBytesTo(ep, data.encode(), destination)
+        self.stats["messages_sent"] += 1
 
     def receive(self, endpoint: str) -> list[tuple[str, str, float]]:
         """Every pending message on an endpoint as (source, text, time_s)."""
@@ -162,6 +169,7 @@ class FederateContext:
                     self._h.helicsMessageGetTime(msg),
                 )
             )
+        self.stats["messages_received"] += len(out)
         return out
 
     def advance_to(
@@ -170,7 +178,10 @@ class FederateContext:
         """Request `target_s`; early grants (values/messages arriving) go to `on_interrupt`."""
         while self.time_s < target_s - _TIME_EPS_S:
             self.heartbeat.requesting(target_s)  # the runner's fault attribution reads these
+            started = time.perf_counter()
             self.time_s = self._h.helicsFederateRequestTime(self.fed, target_s)
+            self.stats["helics_wait_s"] += time.perf_counter() - started
+            self.stats["time_requests"] += 1
             self.heartbeat.granted(self.time_s)
             if self.time_s < target_s - _TIME_EPS_S and on_interrupt is not None:
                 on_interrupt(self)
@@ -210,10 +221,16 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
         model.setup(ctx)
         log.flush()
         interrupt = _interrupt_handler(model) if model.interruptible else None
+        profile = bool(os.environ.get("LEMCOSIM_PROFILE"))
         for window in range(settings.clock.windows):
+            started = time.perf_counter()
             ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
             model.on_window(ctx, window)
+            if profile:
+                _profile(ctx, window, time.perf_counter() - started)
+            started = time.perf_counter()
             log.end_window(window)
+            ctx.stats["io_s"] += time.perf_counter() - started  # counted with the next window
         ctx.advance_to(settings.clock.end_s, interrupt)
         model.finish(ctx)
         log.close()
@@ -233,6 +250,22 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
             except Exception:  # noqa: BLE001 - the federation may already be gone
                 pass
         return 1
+
+
+def _profile(ctx: FederateContext, window: int, wall_s: float) -> None:
+    """One row per counter (entity `profile`): the window's wall time, its HELICS wait, I/O and
+    the rest (own work), time requests, messages, model counters, and the process's RSS."""
+    stats = dict(ctx.stats) | {"wall_s": wall_s, "rss_mb": _rss_mb()}
+    stats["work_s"] = wall_s - stats.get("helics_wait_s", 0.0) - stats.get("io_s", 0.0)
+    for quantity, value in stats.items():
+        ctx.log.record(ctx.time_s, window, "profile", quantity, float(value),
+                       "s" if quantity.endswith("_s") else "MB" if quantity == "rss_mb" else "count")
+    ctx.stats.clear()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _pace(h: Any, fed: Any, name: str) -> None:
