@@ -201,3 +201,16 @@ def test_a_run_crossing_new_year_joins_two_generated_years():
     new_year, thursday, sunday = load[4], load[3], load[6]
     assert new_year == pytest.approx(sunday, rel=0.02)
     assert abs(new_year - sunday) < abs(new_year - thursday)
+
+
+def test_a_pv_generator_is_no_load_profile_and_a_load_generator_no_pv_profile(tmp_path):
+    group = {"count": 1, "buses": ["671"]}
+    with pytest.raises(ValueError, match="load_profile 'pvlib' generates pv, not load"):
+        PopulationConfig.model_validate({"groups": [group | {"load_profile": "pvlib"}]})
+    with pytest.raises(ValueError, match="pv_profile 'bdew_h0' generates load, not pv"):
+        PopulationConfig.model_validate({"groups": [group | {"pv_profile": "bdew_h0"}]})
+    members = tmp_path / "members.csv"
+    members.write_text("id,bus,phase,load_peak_kw,load_profile\nm1,671,a,2.0,pvlib\n")
+    config = PopulationConfig.model_validate({"members": str(members)})
+    with pytest.raises(LemcosimError, match="'pvlib' generates pv: it cannot be a load_profile"):
+        Population.from_config(config, 900.0, JAN_1)

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, model_validator
 
+from lemcosim.federates.prosumers.profiles import GENERATORS
+
 Phase = Literal["a", "b", "c", "abc"]
 # a fixed value, or [low, high] drawn uniformly per prosumer with the population's seed
 ValueOrRange = NonNegativeFloat | tuple[NonNegativeFloat, NonNegativeFloat]
@@ -75,6 +77,10 @@ class GroupConfig(_Strict):
     def _ranges(self) -> GroupConfig:
         _check_range(self.load_peak_kw, "load_peak_kw")
         _check_range(self.pv_kwp, "pv_kwp")
+        for key, kind in (("load_profile", "load"), ("pv_profile", "pv")):
+            made = GENERATORS.get(getattr(self, key), kind)
+            if made != kind:
+                raise ValueError(f"{key} {getattr(self, key)!r} generates {made}, not {kind}")
         _check_range(self.annual_kwh, "annual_kwh")
         _check_range(self.pv_tilt_deg, "pv_tilt_deg")
         _check_range(self.pv_azimuth_deg, "pv_azimuth_deg")

@@ -20,6 +20,7 @@ from lemcosim.federates.prosumers.config import GroupConfig, PopulationConfig, S
 from lemcosim.federates.prosumers.dated import DatedSeries
 from lemcosim.federates.prosumers.load_demandlib import is_bdew, load_year
 from lemcosim.federates.prosumers.profiles import (
+    GENERATORS,
     CloudProcess,
     clear_sky_pu,
     load_table,
@@ -89,9 +90,9 @@ class Population:
         self._noise_rng = rng
         self._noise = np.zeros(n)
         self._clouds = CloudProcess(config.cloudiness, window_s, np.random.default_rng([config.seed, 2]))
-        self._load_sources = _Sources(members.load_profile, np.random.default_rng([config.seed, 3]),
-                                      self._calendar())
-        self._pv_sources = _Sources(members.pv_profile, np.random.default_rng([config.seed, 4]),
+        self._load_sources = _Sources("load", members.load_profile,
+                                      np.random.default_rng([config.seed, 3]), self._calendar())
+        self._pv_sources = _Sources("pv", members.pv_profile, np.random.default_rng([config.seed, 4]),
                                     self._calendar(), _orientations(members))
         # BDEW profiles are kW per annual kWh, every other load profile pu of the peak load
         bdew = np.array([is_bdew(ref) for ref in members.load_profile], bool)
@@ -214,12 +215,15 @@ class _Dated:
 class _Sources:
     """The profile sources members use, evaluated once per window for all members at once."""
 
-    def __init__(self, refs: np.ndarray, rng: np.random.Generator, calendar: _Calendar,
+    def __init__(self, kind: str, refs: np.ndarray, rng: np.random.Generator, calendar: _Calendar,
                  orientations: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.refs = refs
         self.groups: list[tuple[str, object, np.ndarray, np.ndarray]] = []
         for ref in sorted(set(refs.tolist())):
             members = np.flatnonzero(refs == ref)
+            if GENERATORS.get(ref, kind) != kind:
+                raise LemcosimError(f"{ref!r} generates {GENERATORS[ref]}: it cannot be a "
+                                    f"{kind}_profile")
             if is_bdew(ref):
                 source = _Dated(calendar, make_year=lambda y: load_year(y, calendar.holidays))
                 column = load_year(calendar.start.year, calendar.holidays).columns.index(ref)
@@ -260,7 +264,7 @@ class _Sources:
 
 def _orientations(members: Members) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (tilt, azimuth) pairs rounded to 5° (PV is computed once per pair) and each
-    member's pair: a year of 6,000 roofs costs a few dozen transpositions, not 6,000."""
+    member's pair: a year of 6,000 roofs costs at most a few hundred transpositions, not 6,000."""
     pairs = np.column_stack([members.pv_tilt_deg, members.pv_azimuth_deg % 360.0])
     rounded = np.round(pairs / ORIENTATION_STEP_DEG) * ORIENTATION_STEP_DEG
     unique, column = np.unique(rounded, axis=0, return_inverse=True)
