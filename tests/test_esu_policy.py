@@ -68,6 +68,18 @@ def test_manager_settles_the_exchange_and_leaves_the_rest_of_the_power_to_the_ma
 def test_the_band_must_be_ordered():
     with pytest.raises(ValidationError, match="soc_low_pu <= soc_cheap_pu <= soc_high_pu"):
         EsuPolicyConfig(soc_low_pu=0.5, soc_cheap_pu=0.4)
+    with pytest.raises(ValidationError, match="soc_low_pu <= soc_expensive_pu <= soc_high_pu"):
+        EsuPolicyConfig(soc_expensive_pu=0.9)
+
+
+def test_expensive_hours_sell_down_toward_their_target():
+    peak = POLICY.model_copy(update={"expensive_from_h": 17.0, "expensive_to_h": 21.0,
+                                     "soc_expensive_pu": 0.5})
+    # 18:00 at 55 %: sells (0.05·500)·0.95 = 23.75 kWh toward 50 %; at 45 % it holds
+    assert exchange_kwh(esu(0.55), peak, 18.0, DT_S) == pytest.approx(-23.75)
+    assert exchange_kwh(esu(0.45), peak, 18.0, DT_S) == 0.0
+    assert exchange_kwh(esu(0.55), peak, 21.0, DT_S) == 0.0  # the hours end at 21:00
+    assert exchange_kwh(esu(0.55), POLICY, 18.0, DT_S) == 0.0  # none by default
 
 
 @pytest.mark.federation

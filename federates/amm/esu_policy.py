@@ -8,6 +8,8 @@ liquidity. The policy, per ESU and window, from its state of charge s (pu of cap
 
 - in the cheap hours [`cheap_from_h`, `cheap_to_h`) (local clock) it recharges toward
   `soc_cheap_pu`;
+- in the expensive hours [`expensive_from_h`, `expensive_to_h`) (none by default) it sells down
+  toward `soc_expensive_pu`;
 - otherwise below `soc_low_pu` it recharges back to `soc_low_pu`, above `soc_high_pu` it sells
   back down to `soc_high_pu`; inside the band it leaves the energy to the market.
 
@@ -40,20 +42,31 @@ class EsuPolicyConfig(BaseModel):
     cheap_from_h: float = Field(0.0, ge=0, le=24, description="cheap hours start (local clock)")
     cheap_to_h: float = Field(6.0, ge=0, le=24, description="cheap hours end; equal: none")
     soc_cheap_pu: float = Field(0.6, ge=0, le=1, description="recharge target in the cheap hours")
+    expensive_from_h: float = Field(17.0, ge=0, le=24, description="expensive hours start")
+    expensive_to_h: float = Field(17.0, ge=0, le=24, description="expensive hours end; equal: none")
+    soc_expensive_pu: float = Field(0.5, ge=0, le=1, description="sell-down target in them")
     exchange_power_pu: float = Field(0.5, gt=0, lt=1, description="share of P_max for the exchange")
     buy_price: NonNegativeFloat = Field(0.15, description="M per kWh the ESU pays the utility")
     sell_price: NonNegativeFloat = Field(0.08, description="M per kWh the utility pays the ESU")
 
     @model_validator(mode="after")
     def _band(self) -> EsuPolicyConfig:
-        if not self.soc_low_pu <= self.soc_cheap_pu <= self.soc_high_pu:
-            raise ValueError(f"need soc_low_pu <= soc_cheap_pu <= soc_high_pu, got "
-                             f"{self.soc_low_pu}, {self.soc_cheap_pu}, {self.soc_high_pu}")
+        for key in ("soc_cheap_pu", "soc_expensive_pu"):
+            if not self.soc_low_pu <= getattr(self, key) <= self.soc_high_pu:
+                raise ValueError(f"need soc_low_pu <= {key} <= soc_high_pu, got "
+                                 f"{self.soc_low_pu}, {getattr(self, key)}, {self.soc_high_pu}")
         return self
 
     def cheap(self, hour: float) -> bool:
-        lo, hi = self.cheap_from_h, self.cheap_to_h
-        return lo <= hour < hi if lo <= hi else hour >= lo or hour < hi  # may wrap midnight
+        return _within(hour, self.cheap_from_h, self.cheap_to_h)
+
+    def expensive(self, hour: float) -> bool:
+        return _within(hour, self.expensive_from_h, self.expensive_to_h)
+
+
+def _within(hour: float, lo: float, hi: float) -> bool:
+    """hour in [lo, hi) of the clock, wrapping midnight when lo > hi; empty when lo = hi."""
+    return lo <= hour < hi if lo <= hi else hour >= lo or hour < hi
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,8 @@ def exchange_kwh(esu: StorageUnit, policy: EsuPolicyConfig, hour: float, dt_s: f
     soc_min = esu.soc_min_kwh / esu.capacity_kwh
     if policy.cheap(hour) and soc < policy.soc_cheap_pu:
         target = policy.soc_cheap_pu
+    elif policy.expensive(hour) and soc > policy.soc_expensive_pu:
+        target = policy.soc_expensive_pu
     elif soc < policy.soc_low_pu:
         target = policy.soc_low_pu
     elif soc > policy.soc_high_pu:
