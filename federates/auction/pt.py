@@ -37,7 +37,6 @@ class ProsumerTerminals(Role):
         workers = self.config.obfuscator_workers
         self.pool = ObfuscatorPool(workers) if workers > 0 else None
         self.timing = settings.run_dir / "logs" / f"{self.name}.timing.jsonl"
-        self.served: set[str] = set()  # members this federate bid for: only their bills are its
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         started_wall = time.time()
@@ -59,7 +58,6 @@ class ProsumerTerminals(Role):
             if cluster is None or i % self.terminals != self.index:
                 continue
             members[pid] = cluster
-            self.served.add(pid)
             bids[cluster].append(self._bid(pid, float(e)))
         need = 5 * len(members)  # 2 bid curves, 2 cleared quantities, 1 mask per member
         wait = time.perf_counter()
