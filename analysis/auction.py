@@ -1,73 +1,78 @@
-"""Auction tables and figures: clearing per cluster and window, bills, aggregate curves, MCP."""
+"""Auction tables (thesis tables 6.2–6.15: aggregates, clearing per cluster and window, bills)
+and the data of its figures, as DuckDB queries over the MO's and PT's logs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
-import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
-from lemcosim.analysis import plots
+from lemcosim.analysis.tables import Table, frame_connection
 
 _RESULTS = ["mcp", "mcv_kwh", "bcf", "scf", "bcfl", "area"]
+_UNITS = {"mcp": "M/kWh", "mcv_kwh": "kWh", "bill": "M", "own_record": "M", "difference": "M"}
+
+
+def clearing_query() -> str:
+    cols = ", ".join(f"any_value(value) FILTER (quantity = '{q}') AS \"{q}\"" for q in _RESULTS)
+    return f"""SELECT "window", entity AS cluster, {cols} FROM logs
+        WHERE federate = 'mo' AND quantity IN ({', '.join(f"'{q}'" for q in _RESULTS)})
+          AND entity <> 'market'
+        GROUP BY "window", entity ORDER BY "window", entity"""
+
+
+def bills_query() -> str:
+    return """SELECT "window" AS cycle_end_window, entity AS prosumer,
+            any_value(value) FILTER (quantity = 'bill') AS bill,
+            any_value(value) FILTER (quantity = 'own_record') AS own_record,
+            bill - own_record AS difference
+        FROM logs WHERE federate = 'pt' AND quantity IN ('bill', 'own_record')
+        GROUP BY "window", entity ORDER BY "window", entity"""
+
+
+def aggregates_query() -> str:
+    return """SELECT "window", entity AS cluster, split_part(quantity, '_', 2) AS side,
+            CAST(split_part(quantity, '_', 3) AS INTEGER) AS level, value AS kwh
+        FROM logs WHERE federate = 'mo' AND quantity LIKE 'aggregate\\_%' ESCAPE '\\'
+        ORDER BY "window", cluster, side, level"""
 
 
 def clearing_table(df: pd.DataFrame) -> pd.DataFrame:
-    rows = df[(df["federate"] == "mo") & df["quantity"].isin(_RESULTS)]
-    if rows.empty:
-        return pd.DataFrame()
-    table = rows.pivot_table(index=["window", "entity"], columns="quantity", values="value",
-                             aggfunc="last").reset_index().rename(columns={"entity": "cluster"})
-    table.columns.name = None
-    return table[["window", "cluster"] + [c for c in _RESULTS if c in table.columns]]
+    return frame_connection(df).execute(clearing_query()).df()
 
 
 def bills_table(df: pd.DataFrame) -> pd.DataFrame:
-    rows = df[(df["federate"] == "pt") & df["quantity"].isin(["bill", "own_record"])]
-    if rows.empty:
-        return pd.DataFrame()
-    table = rows.pivot_table(index=["window", "entity"], columns="quantity", values="value",
-                             aggfunc="last").reset_index().rename(
-        columns={"entity": "prosumer", "window": "cycle_end_window"})
-    table.columns.name = None
-    table["difference"] = table["bill"] - table["own_record"]
-    return table
+    return frame_connection(df).execute(bills_query()).df()
 
 
-def tables(df: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
-    clearing = clearing_table(df)
-    if not clearing.empty:
-        yield ("auction_clearing", "Auction: MCP, MCV, BCF, SCF, BCFL and price area per cluster "
-               "and window", clearing)
-    bills = bills_table(df)
-    if not bills.empty:
-        yield ("auction_bills", "Auction: billing-cycle bills (decrypted sums) against each "
-               "prosumer's own plaintext record", bills)
+def aggregate_curves(run, window: int) -> pd.DataFrame:
+    return run.sql(f'SELECT * FROM ({aggregates_query()}) WHERE "window" = ?', [window])
 
 
-def figures(df: pd.DataFrame, out: Path) -> Iterator[tuple[Path, str]]:
-    clearing = clearing_table(df)
-    if clearing.empty:
-        return
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for cluster, rows in clearing.groupby("cluster"):
-        ax.step(rows["window"], rows["mcp"], where="mid", label=str(cluster))
-    path = plots.finish(fig, ax, out / "auction_mcp.png",
-                        "Market clearing price per cluster (price areas when a line binds)",
-                        "trading window", "MCP, M per kWh")
-    yield path, "Auction clearing price per cluster"
+def price_of_levels(scenario: dict, levels: int) -> np.ndarray:
+    """Price of each bid level: P levels evenly from the feed-in tariff to the retail price
+    (the scenario's auction section, or its defaults)."""
+    from lemcosim.federates.auction.bids import price_levels
+    from lemcosim.federates.auction.config import AuctionConfig
 
-    agg = df[(df["federate"] == "mo") & df["quantity"].str.startswith("aggregate_", na=False)]
-    if agg.empty:
-        return
-    window = int(agg["window"].min())
-    sel = agg[agg["window"] == window]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for (cluster, quantity), rows in sel.groupby(["entity", sel["quantity"].str.rsplit("_", n=1).str[0]]):
-        levels = rows["quantity"].str.rsplit("_", n=1).str[1].astype(int)
-        ax.step(levels, rows["value"], where="mid", label=f"{cluster} {quantity[10:]}")
-    path = plots.finish(fig, ax, out / "auction_curves.png",
-                        f"Aggregate bid curves per cluster, window {window}", "price level p",
-                        "aggregate quantity, kWh")
-    yield path, f"Aggregate bid curves (window {window})"
+    given = scenario.get("auction") or {}
+    defaults = AuctionConfig.model_fields
+    fit = float(given.get("fit", defaults["fit"].default))
+    retail = float(given.get("retail", defaults["retail"].default))
+    return price_levels(fit, retail, int(given.get("levels", levels)))
+
+
+def tables(run) -> Iterator[Table]:
+    if run.has("mo", "mcp"):
+        yield Table("auction_clearing", "Clearing per cluster and window (thesis tables 6.9ff): "
+                    "market clearing price MCP, volume MCV, buyer and seller clearing factors "
+                    "BCF, SCF, BCFL and price area.", sql=clearing_query(), units=_UNITS)
+    if run.has("mo"):
+        yield Table("auction_aggregates", "Decrypted aggregate demand (buy) and supply (sell) per "
+                    "cluster, window and price level (thesis tables 6.2ff).",
+                    sql=aggregates_query(), units={"kwh": "kWh"})
+    if run.has("pt", "bill"):
+        yield Table("auction_bills", "Billing-cycle bills decrypted from the encrypted settlement "
+                    "against each prosumer's own plaintext record (thesis tables 6.13–6.15).",
+                    sql=bills_query(), units=_UNITS)

@@ -1,4 +1,9 @@
-"""Figures of a run (PNG, matplotlib without a screen)."""
+"""Drawing helpers shared by every figure (matplotlib without a screen).
+
+Time axes show clock time or dates, never window indices; a series with gaps breaks at the gaps
+(never a line across missing windows); one or a few points are drawn as markers, so a
+single-window run never gives empty axes.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +12,82 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+STYLES = [dict(linestyle="-", marker="o"), dict(linestyle="--", marker="s"),
+          dict(linestyle=":", marker="^"), dict(linestyle="-.", marker="D"),
+          dict(linestyle=(0, (5, 1)), marker="v"), dict(linestyle=(0, (1, 1)), marker="P")]
 
 
-def finish(fig, ax, path: Path, title: str, xlabel: str, ylabel: str, legend: bool = True) -> Path:
-    """Label, grid, legend, save as PNG and close: the common end of every figure."""
-    ax.set_xlabel(xlabel)
+def new(rows: int = 1, height: float = 3.6, sharex: bool = True, width: float = 8.5):
+    fig, axes = plt.subplots(rows, 1, figsize=(width, height * rows), sharex=sharex, squeeze=False)
+    return fig, list(axes[:, 0])
+
+
+def finish(fig, ax, title: str, xlabel: str, ylabel: str, legend: bool = True) -> None:
+    """Label, grid and legend (only when there is something to tell apart)."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    if title:
+        ax.set_title(title)
     ax.grid(alpha=0.3)
-    if legend:
+    handles, _ = ax.get_legend_handles_labels()
+    if legend and 1 <= len(handles) <= 12:
         ax.legend(fontsize="small")
+
+
+def save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def line_per_window(series: pd.DataFrame, title: str, ylabel: str, path: Path) -> Path:
-    """One line per column of a window-indexed frame."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for column in series.columns:
-        ax.plot(series.index, series[column], label=str(column))
-    return finish(fig, ax, path, title, "trading window", ylabel,
-                  legend=1 < len(series.columns) <= 12)
+def full_index(series: pd.Series, windows: int) -> pd.Series:
+    """The series over every window 0..windows-1, NaN where it has no value (a gap)."""
+    return series.reindex(range(windows))
 
 
-def heat_map(matrix: pd.DataFrame, title: str, unit: str, path: Path) -> Path:
-    """Rows × windows colour map (e.g. bus·phase voltage per window)."""
-    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.18 * len(matrix.index) + 1.5)))
-    image = ax.imshow(matrix.to_numpy(dtype=float), aspect="auto", cmap="coolwarm",
-                      interpolation="nearest")
-    ax.set_yticks(np.arange(len(matrix.index)), [str(i) for i in matrix.index], fontsize=6)
-    ax.set_xlabel("trading window")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, label=unit)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def time_series(ax, times: pd.DatetimeIndex, values, label: str | None = None, style: int = 0,
+                step: bool = False, **kw) -> None:
+    """A series against time: markers when it has few points, breaks at NaN gaps."""
+    values = np.asarray(values, dtype=float)
+    points = int(np.isfinite(values).sum())
+    opts = dict(STYLES[style % len(STYLES)])
+    if points > 40:
+        opts.pop("marker")
+    if step:
+        ax.step(times, values, where="post", label=label, **{**opts, **kw})
+    else:
+        ax.plot(times, values, label=label, **{**opts, **kw})
+
+
+def date_axis(ax, times: pd.DatetimeIndex) -> None:
+    """Clock time within a day, dates over longer spans (matplotlib's concise formatter)."""
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if len(times) == 1:  # one window: show an hour around it, not a zero-width axis
+        t = times[0]
+        ax.set_xlim(t - pd.Timedelta(minutes=30), t + pd.Timedelta(minutes=45))
+
+
+def limit_lines(ax, low: float | None, high: float | None, unit: str) -> None:
+    for value, name in ((low, "lower limit"), (high, "upper limit")):
+        if value is not None:
+            ax.axhline(value, color="crimson", linewidth=1.2, linestyle="--",
+                       label=f"{name} {value:g} {unit}")
+
+
+def diverging_norm(values: np.ndarray, low: float, high: float, centre: float = 1.0) -> TwoSlopeNorm:
+    """Colour scale centred on `centre` that always reaches beyond both limits, so the limits
+    sit at the same colour in every run and red/blue mean over/under them."""
+    finite = values[np.isfinite(values)]
+    vmin = min(low - 0.01, float(finite.min()) if finite.size else low)
+    vmax = max(high + 0.01, float(finite.max()) if finite.size else high)
+    return TwoSlopeNorm(vcenter=centre, vmin=min(vmin, centre - 1e-6), vmax=max(vmax, centre + 1e-6))

@@ -1,71 +1,181 @@
-"""`lemcosim analyze RUN_DIR`: summary tables (CSV + Markdown), figures (PNG) and one report page."""
+"""`lemcosim analyze RUN_DIR`: one self-contained report.html (KPIs, thesis-style tables, figures
+embedded), a short report.md, every table as CSV (and a Markdown preview), every figure as PNG.
+
+Tables are streamed from DuckDB to CSV and only their first rows reach the report, so a year of
+logs is analysed in bounded memory.
+"""
 
 from __future__ import annotations
 
+import base64
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 
-from lemcosim.analysis.load import load_run, run_metadata
+from lemcosim.analysis import amm, auction, fsvr
+from lemcosim.analysis.figures import FIGURES, Options
+from lemcosim.analysis.kpi import Kpi, kpis
+from lemcosim.analysis.labels import MONEY_NOTE, header
+from lemcosim.analysis.load import run_metadata
+from lemcosim.analysis.plots import save
+from lemcosim.analysis.run import RunData
+from lemcosim.analysis.tables import Table
+
+PREVIEW_ROWS = 25
+TABLES = [amm.tables, fsvr.tables, auction.tables]
+
+
+def summary_query() -> str:
+    """Per federate and quantity: rows, windows covered, min/mean/max of its numbers."""
+    return """SELECT federate, quantity, any_value(unit) AS unit, count(*) AS rows,
+            count(DISTINCT "window") AS windows, count(text) AS text_rows,
+            min(value) AS min, avg(value) AS mean, max(value) AS max
+        FROM logs GROUP BY federate, quantity ORDER BY federate, quantity"""
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per federate and quantity: rows, windows covered, and min/mean/max of numeric values."""
-    numeric = df[df["value"].notna()]
-    grouped = numeric.groupby(["federate", "quantity", "unit"], dropna=False)["value"]
-    table = grouped.agg(rows="count", min="min", mean="mean", max="max").reset_index()
-    windows = numeric.groupby(["federate", "quantity", "unit"], dropna=False)["window"].nunique()
-    return table.merge(windows.rename("windows").reset_index(), on=["federate", "quantity", "unit"])
+    from lemcosim.analysis.tables import frame_connection
+
+    return frame_connection(df).execute(summary_query()).df()
 
 
-def analyze(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
-    """Write every table and figure this run's logs allow; returns the written paths."""
+@dataclass
+class RenderedTable:
+    stem: str
+    caption: str
+    rows: int
+    shown: int
+    truncated: bool
+    headers: list[tuple[str, str]]
+    cells: list[list[tuple[str, str]]]
+
+
+def analyze(run_dir: Path, out_dir: Path | None = None, window: int | None = None) -> list[Path]:
+    """Write the report, tables and figures of a run; returns the written paths."""
     run_dir = Path(run_dir)
-    out = out_dir or run_dir / "analysis"
+    out = Path(out_dir) if out_dir else run_dir / "analysis"
     out.mkdir(parents=True, exist_ok=True)
-    df = load_run(run_dir)
+    run = RunData.open(run_dir)
     written: list[Path] = []
-    sections: list[str] = []
 
-    summary = summary_table(df)
-    written += _write_table(summary, out / "summary")
-    sections.append("## Summary of logged quantities\n\n" + markdown_table(summary))
+    summary = Table("summary", "Logged quantities", sql=summary_query())
+    written += _write_table(run, summary, out)
+    indicators = kpis(run)
+    pd.DataFrame([k.__dict__ for k in indicators]).to_csv(out / "kpis.csv", index=False)
+    written.append(out / "kpis.csv")
 
-    from lemcosim.analysis.figures import FIGURES, TABLES
+    tables: list[RenderedTable] = []
+    for make in TABLES:
+        for table in make(run):
+            written += _write_table(run, table, out)
+            tables.append(render(run, table))
 
-    for make_tables in TABLES:
-        for stem, caption, table in make_tables(df):
-            written += _write_table(table, out / stem)
-            sections.append(f"## {caption}\n\n" + markdown_table(table))
-
+    figures = []
     for make in FIGURES:
-        for path, caption in make(df, out):
+        for figure in make(run, Options(window=window)):
+            path = save(figure.fig, out / f"{figure.stem}.png")
             written.append(path)
-            sections.append(f"## {caption}\n\n![{caption}]({path.name})")
+            figures.append({"stem": figure.stem, "caption": figure.caption,
+                            "png": base64.b64encode(path.read_bytes()).decode("ascii")})
 
-    meta = run_metadata(run_dir)
-    header = [f"# lemcosim run report: {meta.get('scenario', {}).get('name', run_dir.name)}", ""]
-    if "versions" in meta:
-        header.append("Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
-    report = out / "report.md"
-    report.write_text("\n".join(header) + "\n\n" + "\n\n".join(sections) + "\n")
-    written.append(report)
+    context = _context(run, indicators, tables, figures, render(run, summary, limit=10_000))
+    html = _environment().get_template("report.html.j2").render(**context)
+    (out / "report.html").write_text(html, encoding="utf-8")
+    written.append(out / "report.html")
+    (out / "report.md").write_text(markdown_report(context), encoding="utf-8")
+    written.append(out / "report.md")
     return written
 
 
-def _write_table(table: pd.DataFrame, stem: Path) -> list[Path]:
-    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
-    table.to_csv(csv_path, index=False)
-    md_path.write_text(markdown_table(table))
+def render(run: RunData, table: Table, limit: int = PREVIEW_ROWS) -> RenderedTable:
+    rows = table.rows(run)
+    preview = table.preview(run, limit)
+    units = table.units or {}
+    kinds = {c: "num" if pd.api.types.is_numeric_dtype(preview[c])
+             and not pd.api.types.is_bool_dtype(preview[c]) else "text" for c in preview.columns}
+    headers = [(header(c, units.get(c)), kinds[c]) for c in preview.columns]
+    cells = [[(fmt(v), kinds[c]) for c, v in zip(preview.columns, row, strict=True)]
+             for row in preview.itertuples(index=False)]
+    return RenderedTable(table.stem, table.caption, rows, len(preview), rows > len(preview),
+                         headers, cells)
+
+
+def fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _write_table(run: RunData, table: Table, out: Path) -> list[Path]:
+    csv_path, md_path = out / f"{table.stem}.csv", out / f"{table.stem}.md"
+    table.write_csv(run, csv_path)
+    rendered = render(run, table, limit=50)
+    md_path.write_text(markdown_table(rendered))
     return [csv_path, md_path]
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub-style Markdown table (no extra dependency)."""
-    def fmt(v):
-        return f"{v:.6g}" if isinstance(v, float) else str(v).replace("|", "/")
+def markdown_table(t: RenderedTable) -> str:
+    head = "| " + " | ".join(h for h, _ in t.headers) + " |"
+    rule = "|" + "|".join("---:" if kind == "num" else "---" for _, kind in t.headers) + "|"
+    rows = ["| " + " | ".join(c.replace("|", "/") for c, _ in row) + " |" for row in t.cells]
+    more = [f"\n… {t.rows - t.shown} more rows in {t.stem}.csv"] if t.truncated else []
+    return "\n".join([head, rule, *rows, *more]) + "\n"
 
-    head = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    rows = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([head, rule, *rows]) + "\n"
+
+def _shown(k: Kpi) -> str:
+    if isinstance(k.value, str):
+        return k.value
+    if k.unit == "count":
+        return f"{k.value:,.0f}"
+    return f"{k.value:,.4g}" if abs(k.value) < 1e4 else f"{k.value:,.0f}"
+
+
+def _context(run: RunData, indicators: list[Kpi], tables, figures, summary) -> dict:
+    meta_versions = run_metadata(run.path).get("versions", {})
+    end = run.time_of([run.windows])[0]
+    return {
+        "title": f"lemcosim run report: {run.name}",
+        "description": str(run.scenario.get("description", "")).strip(),
+        "period": f"{run.windows} window(s) of {run.window_s / 60:g} min, "
+                  f"{run.start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}",
+        "versions": ", ".join(f"{k} {v}" for k, v in meta_versions.items()),
+        "kpis": [dict(k.__dict__, shown=_shown(k)) for k in indicators],
+        "tables": tables,
+        "figures": figures,
+        "summary": summary,
+        "money_note": MONEY_NOTE,
+    }
+
+
+def markdown_report(context: dict) -> str:
+    """The short Markdown report: KPIs, then where the tables and figures are."""
+    lines = [f"# {context['title']}", "", context["description"], "", context["period"], ""]
+    if context["versions"]:
+        lines += [f"Versions: {context['versions']}", ""]
+    lines += ["## Key performance indicators", ""]
+    if context["kpis"]:
+        lines += ["| group | KPI | value | unit |", "|---|---|---:|---|"]
+        lines += [f"| {k['group']} | {k['name']} | {k['shown']} | {k['unit']} |"
+                  for k in context["kpis"]]
+    else:
+        lines.append("No market, grid or auction quantities logged.")
+    lines += ["", context["money_note"], "", "## Tables", ""]
+    lines += [f"- [{t.stem}.csv]({t.stem}.csv) ({t.rows} rows): {t.caption}"
+              for t in context["tables"]]
+    lines += ["", "## Figures", ""]
+    lines += [f"- [{f['stem']}.png]({f['stem']}.png): {f['caption']}" for f in context["figures"]]
+    lines += ["", "The full report with every table and figure: [report.html](report.html).", ""]
+    return "\n".join(lines)
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+        autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
