@@ -17,7 +17,7 @@ from lemcosim.federates.prosumers.config import PopulationConfig
 from lemcosim.federates.prosumers.dated import read_dated
 from lemcosim.federates.prosumers.load_demandlib import load_year
 from lemcosim.federates.prosumers.population import Population
-from lemcosim.federates.prosumers.pv_pvlib import pv_year
+from lemcosim.federates.prosumers.pv_pvlib import Weather, pv_year
 
 JAN_1 = datetime(2026, 1, 1)
 
@@ -97,7 +97,8 @@ def test_a_population_draws_a_dated_file_in_units_of_its_peak(tmp_path):
 @pytest.fixture(scope="module")
 def pv_2026():
     """South 30°, east 30° and west 30° roofs in Greensboro NC (TMY3 shipped with pvlib)."""
-    return pv_year(2026, np.array([[30.0, 180.0], [30.0, 90.0], [30.0, 270.0]]), "tmy3_greensboro")
+    return pv_year(2026, np.array([[30.0, 180.0], [30.0, 90.0], [30.0, 270.0]]),
+                   Weather("tmy3_greensboro"))
 
 
 def test_pv_year_has_seasons_nights_and_a_plausible_yield(pv_2026):
@@ -118,6 +119,28 @@ def test_east_roofs_peak_before_noon_and_west_roofs_after(pv_2026):
     minutes = (pv_2026.starts - pv_2026.starts.astype("datetime64[D]")).astype(int) // 60
     by_time = pd.DataFrame(pv_2026.values, columns=["south", "east", "west"]).groupby(minutes).mean()
     assert by_time["east"].idxmax() < 12 * 60 < by_time["west"].idxmax()
+
+
+def test_seeded_weather_is_reproducible_seasonal_and_flips_south_of_the_equator():
+    south_roof = np.array([[30.0, 180.0]])
+    north_roof = np.array([[30.0, 0.0]])  # faces the sun south of the equator
+
+    def monthly(series):
+        month = series.starts.astype("datetime64[M]")
+        return np.array([series.values[month == np.datetime64(f"2026-{m:02d}"), 0].sum() * 0.25
+                         for m in range(1, 13)])
+
+    munich = pv_year(2026, south_roof, Weather("seeded", 48.0, 11.6, seed=7))
+    again = pv_year(2026, south_roof, Weather("seeded", 48.0, 11.6, seed=7))
+    other = pv_year(2026, south_roof, Weather("seeded", 48.0, 11.6, seed=8))
+    assert np.array_equal(munich.values, again.values)
+    assert not np.array_equal(munich.values, other.values)
+    by_month = monthly(munich)
+    assert by_month[5] > 2 * by_month[11]  # June against December
+    # a south roof in southern Germany yields about 1,000–1,200 kWh/kWp a year
+    assert 900 < by_month.sum() < 1400
+    sydney = monthly(pv_year(2026, north_roof, Weather("seeded", -33.9, 151.2, seed=7)))
+    assert sydney[11] > 2 * sydney[5]  # December is summer there
 
 
 # --- demandlib BDEW load ------------------------------------------------------------------------

@@ -95,11 +95,14 @@ class PopulationConfig(_Strict):
     seed: int = Field(0, description="seed of every random draw of the population")
     groups: list[GroupConfig] = Field(default_factory=list)
     members: str | None = Field(None, description="CSV: id,bus,phase,load_peak_kw[,pv_kwp,…]")
-    latitude_deg: float = Field(48.0, ge=-66, le=66, description="site latitude, clear-sky PV")
+    latitude_deg: float = Field(48.0, ge=-66, le=66, description="site latitude: clear-sky PV "
+                                "and pvlib PV with seeded weather")
+    longitude_deg: float = Field(10.0, ge=-180, le=180, description="site longitude: pvlib PV "
+                                 "with seeded weather (clock: UTC + round(longitude/15) h)")
     cloudiness: float = Field(0.2, ge=0, le=1, description="depth of the seeded cloud noise")
     pv_derate: float = Field(0.85, gt=0, le=1, description="PV performance ratio")
-    weather: str = Field("tmy3_greensboro", description="typical-year weather of the pvlib PV "
-                         "generator: a TMY3 file pvlib ships (pv_pvlib.WEATHER_FILES)")
+    weather: str = Field("tmy3_greensboro", description="weather of the pvlib PV generator: a "
+                         "TMY3 file pvlib ships (pv_pvlib.WEATHER_FILES) or `seeded`")
     holidays: str | None = Field("DE", description="country whose holidays the BDEW load "
                                  "profiles treat as Sundays (ISO code; null: none)")
     load_noise: float = Field(0.1, ge=0, le=1, description="std of per-prosumer load noise, pu")

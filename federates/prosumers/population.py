@@ -28,7 +28,7 @@ from lemcosim.federates.prosumers.profiles import (
     residential_shape,
     resolve_profile,
 )
-from lemcosim.federates.prosumers.pv_pvlib import pv_year
+from lemcosim.federates.prosumers.pv_pvlib import Weather, pv_year
 
 PHASES = ("a", "b", "c")
 _MAX_SHIFT_MIN = 45.0  # members of the residential generator peak within ±45 min of each other
@@ -104,7 +104,9 @@ class Population:
         return cls(build_members(config), config, window_s, start)
 
     def _calendar(self) -> _Calendar:
-        return _Calendar(self.start, self.dt_s, self.config.weather, self.config.holidays)
+        c = self.config
+        weather = Weather(c.weather, c.latitude_deg, c.longitude_deg, c.seed)
+        return _Calendar(self.start, self.dt_s, weather, c.holidays)
 
     def midpoint(self, window: int) -> datetime:
         return self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
@@ -160,7 +162,7 @@ class _Calendar:
 
     start: datetime
     dt_s: float
-    weather: str
+    weather: Weather
     holidays: str | None
 
     @property

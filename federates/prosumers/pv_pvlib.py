@@ -3,7 +3,8 @@
 Per calendar year and per orientation (tilt, azimuth), vectorised over the year (numpy/pandas):
 
 1. weather: a TMY3 file from pvlib's data folder (hourly GHI, air temperature, wind; values are
-   means over the hour ending at the stamp, local standard time); the site is the file's station;
+   means over the hour ending at the stamp, local standard time); the site is the file's station.
+   Or `seeded`: a seeded weather model at the population's latitude and longitude (below);
 2. solar position (pvlib SPA) and Ineichen clear-sky GHI (Linke turbidity from pvlib's table) at
    the midpoints of `resolution_s` steps;
 3. weather-driven GHI: the hour's clear-sky index k = GHI_hour / mean clear-sky GHI over the hour
@@ -13,7 +14,15 @@ Per calendar year and per orientation (tilt, azimuth), vectorised over the year 
 5. cell temperature (SAPM, open-rack glass/polymer) and PVWatts DC power with γ = −0.4 %/K:
    kW per kWp. Inverter, wiring and soiling losses are the population's `pv_derate`.
 
-The scenario's clock is read as the station's local standard time.
+The scenario's clock is read as the station's local standard time (for `seeded`: UTC offset
+round(longitude/15) h).
+
+The seeded weather model (documented assumptions, not a climate): a day's mean clear-sky index
+K_d = 0.25 + 0.7·σ(x_d + 0.8·c_d) with x_d an AR(1) process over days (ρ = 0.6, unit variance),
+σ the logistic function and c_d = cos(2π(doy − 172)/365.25) (sign flipped south of the equator:
+sunnier summers); each hour k_h = K_d + 0.25·(1 − K_d)·e_h, e_h an AR(1) process over hours
+(ρ = 0.6), clipped to [0.05, 1.05] (clear days steady, broken-cloud days variable). Air
+temperature 10 + 9·c_d + 4·cos(2π(h − 15)/24) °C, wind 3 m/s. Seeded by (population seed, year).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ WEATHER_FILES = {
     "tmy3_greensboro": "723170TYA.CSV",  # Greensboro NC, 36.1° N: mid-latitude
     "tmy3_sand_point": "703165TY.csv",  # Sand Point AK, 55.3° N: long summer days
 }
+SEEDED = "seeded"
 GAMMA_PDC_PER_K = -0.004
 ALBEDO = 0.2
 _MAX_CLEARSKY_INDEX = 1.5
@@ -48,6 +58,16 @@ class Site:
     utc_offset_h: float
 
 
+@dataclass(frozen=True)
+class Weather:
+    """Which weather: a shipped TMY3 name, or `seeded` at a site with a seed."""
+
+    name: str
+    latitude_deg: float = 48.0
+    longitude_deg: float = 10.0
+    seed: int = 0
+
+
 @lru_cache(maxsize=4)
 def typical_year(weather: str) -> tuple[Site, pd.DataFrame]:
     """The station and its 8760 hourly rows (ghi W/m², temp_air °C, wind_speed m/s), indexed by
@@ -55,7 +75,8 @@ def typical_year(weather: str) -> tuple[Site, pd.DataFrame]:
     import pvlib
 
     if weather not in WEATHER_FILES:
-        raise LemcosimError(f"unknown weather {weather!r}: give one of {', '.join(WEATHER_FILES)}")
+        raise LemcosimError(f"unknown weather {weather!r}: give one of "
+                            f"{', '.join([*WEATHER_FILES, SEEDED])}")
     path = Path(pvlib.__file__).parent / "data" / WEATHER_FILES[weather]
     data, meta = pvlib.iotools.read_tmy3(str(path), coerce_year=1990, map_variables=True)
     site = Site(weather, float(meta["latitude"]), float(meta["longitude"]),
@@ -74,13 +95,41 @@ def _hours_of(year: int, table: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table.iloc[:59 * 24], feb28, table.iloc[59 * 24:]], ignore_index=True)
 
 
-def pv_year(year: int, orientations: np.ndarray, weather: str, resolution_s: float = 900.0
+def _ar1(n: int, rho: float, rng: np.random.Generator) -> np.ndarray:
+    """A stationary AR(1) series of unit variance (vectorised: a first-order filter)."""
+    from scipy.signal import lfilter
+
+    white = rng.standard_normal(n)
+    white[0] /= np.sqrt(1 - rho**2)  # start in the stationary distribution
+    return lfilter([np.sqrt(1 - rho**2)], [1.0, -rho], white)
+
+
+def seeded_hours(year: int, weather: Weather, n_hours: int) -> pd.DataFrame:
+    """The seeded model's hourly clear-sky index, air temperature and wind (module docstring)."""
+    rng = np.random.default_rng([weather.seed, year])
+    days = n_hours // 24
+    season = np.cos(2 * np.pi * (np.arange(1, days + 1) - 172) / 365.25)
+    season *= 1.0 if weather.latitude_deg >= 0 else -1.0
+    k_day = np.repeat(0.25 + 0.7 / (1 + np.exp(-(_ar1(days, 0.6, rng) + 0.8 * season))), 24)
+    index = np.clip(k_day + 0.25 * (1 - k_day) * _ar1(n_hours, 0.6, rng), 0.05, 1.05)
+    hour = np.arange(n_hours) % 24 + 0.5
+    temp = 10 + 9 * np.repeat(season, 24) + 4 * np.cos(2 * np.pi * (hour - 15) / 24)
+    return pd.DataFrame({"index": index, "temp_air": temp, "wind_speed": np.full(n_hours, 3.0)})
+
+
+def pv_year(year: int, orientations: np.ndarray, weather: Weather, resolution_s: float = 900.0
             ) -> DatedSeries:
     """DC power in kW per kWp for each orientation row (tilt_deg, azimuth_deg) over `year`."""
     import pvlib
 
-    site, table = typical_year(weather)
-    hours = _hours_of(year, table)
+    n_hours = (366 if calendar.isleap(year) else 365) * 24
+    if weather.name == SEEDED:
+        site = Site(SEEDED, weather.latitude_deg, weather.longitude_deg, 0.0,
+                    float(round(weather.longitude_deg / 15)))
+        hours = seeded_hours(year, weather, n_hours)
+    else:
+        site, table = typical_year(weather.name)
+        hours = _hours_of(year, table)
     per_hour = int(round(3600 / resolution_s))
     if per_hour < 1 or abs(per_hour * resolution_s - 3600) > 1e-6:
         raise LemcosimError(f"PV resolution {resolution_s} s must divide an hour")
@@ -92,9 +141,12 @@ def pv_year(year: int, orientations: np.ndarray, weather: str, resolution_s: flo
                                        altitude=site.altitude_m)
     sun = location.get_solarposition(mid)
     clear = location.get_clearsky(mid, model="ineichen", solar_position=sun)["ghi"].to_numpy()
-    clear_hour = clear.reshape(-1, per_hour).mean(axis=1)
-    ghi_hour = hours["ghi"].to_numpy()
-    index = np.divide(ghi_hour, clear_hour, out=np.zeros_like(ghi_hour), where=clear_hour > 1.0)
+    if "index" in hours:
+        index = hours["index"].to_numpy()
+    else:
+        clear_hour = clear.reshape(-1, per_hour).mean(axis=1)
+        ghi_hour = hours["ghi"].to_numpy()
+        index = np.divide(ghi_hour, clear_hour, out=np.zeros_like(ghi_hour), where=clear_hour > 1.0)
     ghi = clear * np.repeat(np.clip(index, 0.0, _MAX_CLEARSKY_INDEX), per_hour)
     zenith = sun["zenith"].to_numpy()
     split = pvlib.irradiance.erbs(ghi, zenith, mid)
@@ -115,4 +167,4 @@ def pv_year(year: int, orientations: np.ndarray, weather: str, resolution_s: flo
     starts64 = starts.to_numpy("datetime64[s]")
     ends64 = starts64 + np.timedelta64(int(resolution_s), "s")
     names = tuple(f"tilt{t:g}_az{a:g}" for t, a in orientations)
-    return DatedSeries(f"pvlib PV ({weather}, {year})", starts64, ends64, values, names)
+    return DatedSeries(f"pvlib PV ({weather.name}, {year})", starts64, ends64, values, names)
