@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import statistics
 import subprocess
@@ -121,12 +122,15 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
     print(f"{n} prosumers × {levels} levels, {key_bits}-bit keys, {clusters} clusters: "
           f"MCP {result.mcp:.3f}, MCV {result.mcv_kwh:.1f} kWh")
     print(f"  offline precomputation: {offline:8.2f} s  ({OBFUSCATORS_PER_MEMBER * n} obfuscators, "
-          f"short-exponent form, fixed-base tables, {pool.workers} worker processes, all computed)")
+          f"short-exponent form, fixed-base tables, {pool.workers} worker processes and the "
+          "waiting process, all computed)")
     print(f"  phe plain obfuscation:  {phe_offline:8.2f} s  (r^𝒩 mod 𝒩², one process, scaled from "
           f"{phe_sample}); ratio phe/ours {phe_offline / offline:6.1f}x")
     print(f"  online window:          {online:8.2f} s  (bids in → clearing → encrypted settlement)")
     print(f"  naive bid encryption:   {naive:8.2f} s  (one phe ciphertext per number, scaled "
           f"from {len(sample)}); ratio naive/online {naive / online:6.1f}x")
+    print(f"  machine load average:   {os.getloadavg()[0]:8.1f}    on {os.cpu_count()} cores (wall "
+          "times above scale with it; the ratios are measured side by side)")
     return online
 
 
@@ -156,7 +160,7 @@ def federation(n: int, windows: int, levels: int, key_bits: int, out: Path) -> d
     starts = [min(r["start"] for r in rows if r["window"] == w) for w in range(windows)]
     steady = [starts[w + 1] - starts[w] for w in range(1, windows - 1)]
     return {"online": statistics.median(steady), "min": min(steady), "max": max(steady),
-            "first": starts[1] - starts[0], "total": total,
+            "first": starts[1] - starts[0], "total": total, "load": os.getloadavg()[0],
             "wait": max(sum(r["obfuscator_wait_s"] for r in rows if r["window"] == w)
                         for w in range(1, windows - 1))}
 
@@ -194,6 +198,8 @@ def main() -> None:
                   "time a PT waited for the background obfuscators)")
             print(f"    first window:            {fed['first']:6.2f} s  (keys and that window's "
                   f"obfuscators on the critical path); whole run {fed['total']:.1f} s")
+            print(f"    machine load average at the end: {fed['load']:.1f} on {os.cpu_count()} cores "
+                  "(other processes share them: wall times scale with it)")
 
 
 if __name__ == "__main__":
