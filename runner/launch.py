@@ -7,6 +7,7 @@ module started is gone when `run_federation` returns.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -130,15 +131,25 @@ def _signal(child: Child, sig: int) -> None:
         pass
 
 
-def port_in_use(port: int, core_type: str) -> int | None:
-    """The first of the broker's ports (a zmq broker binds P and P+1) already bound, or None."""
+def port_in_use(address: str, port: int, core_type: str) -> int | None:
+    """The first of a broker's ports (a zmq broker binds P and P+1) already bound on `address`."""
     for p in (port, port + 1) if core_type == "zmq" else (port,):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                return p
+                s.bind((address, p))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return p
     return None
+
+
+def _broker_address(command: str) -> tuple[str, int] | None:
+    """(address, port) a broker command binds, from its --local_interface and --port flags."""
+    flags = dict(a.lstrip("-").split("=", 1) for a in shlex.split(command) if a.startswith("--")
+                 and "=" in a)
+    if "port" not in flags:
+        return None
+    return flags.get("local_interface", "127.0.0.1"), int(flags["port"])
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -175,12 +186,13 @@ def run_federation(
     children: list[Child] = []
     internal = [p for p in comp.plans if not p.external]
     externals = [p.name for p in comp.plans if p.external]
-    if not comp.extra_brokers:  # a multi-host part's ports are the scenario's, checked by its hosts
-        busy = port_in_use(comp.port, scenario.helics.core_type)
+    for name, command in comp.brokers():
+        bound = _broker_address(command)
+        busy = port_in_use(*bound, scenario.helics.core_type) if bound else None
         if busy is not None:
-            return RunOutcome(False, f"broker port {busy} on 127.0.0.1 is in use (another run's "
+            return RunOutcome(False, f"{name} port {busy} on {bound[0]} is in use (another run's "
                               "broker, or another program): give another --port or "
-                              "helics.broker_port, or leave both unset for a free one", "broker", 2)
+                              "helics.broker_port, or leave both unset for a free one", name, 2)
     signals = _Signals()
     with signals:
         started = time.monotonic()
@@ -247,7 +259,7 @@ def _failure(comp, scenario, children, failed: list[Child]) -> RunOutcome:
         if "Unable to bind" in tail:
             return RunOutcome(False, f"{broker.name} could not bind its port {comp.port} (in use "
                               f"by another run or program):\n{tail}", broker.name)
-        return RunOutcome(False, f"{broker.name} {_exit_text(broker.proc.returncode)}:\n{tail}",
+        return RunOutcome(False, f"{broker.name} exited ({_exit_text(broker.proc.returncode)}):\n{tail}",
                           broker.name)
     sick = _broker_trouble(children)
     if sick:
@@ -261,7 +273,7 @@ def _failure(comp, scenario, children, failed: list[Child]) -> RunOutcome:
 
 def _exit_text(code: int) -> str:
     if code < 0:
-        return f"crashed: killed by {signal.Signals(-code).name}"
+        return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"
 
 
@@ -269,8 +281,8 @@ def _broker_trouble(children: list[Child]) -> str | None:
     for c in children:
         if not c.is_broker:
             continue
-        if c.proc.poll() is not None:
-            return f"the {c.name} (PID {c.proc.pid}) {_exit_text(c.proc.returncode)}"
+        if c.proc.poll() not in (None, 0):  # a clean exit follows the federates' own ending
+            return f"the {c.name} (PID {c.proc.pid}) exited ({_exit_text(c.proc.returncode)})"
         if process_state(c.proc.pid) == "T":
             return f"the {c.name} (PID {c.proc.pid}) is stopped (process state T: SIGSTOP?)"
     return None
@@ -329,7 +341,7 @@ def _timed_out(comp, scenario, children, elapsed: float) -> RunOutcome:
     if moving:
         lines.append("still advancing: " + "; ".join(moving))
     if crashed:
-        lines.append("crashed: " + ", ".join(crashed))
+        lines.append("crashed (exited on their own): " + ", ".join(crashed))
     if finished:
         lines.append("finished: " + ", ".join(finished))
     if not (sick or stalled or moving):

@@ -156,3 +156,45 @@ def test_a_second_sigterm_during_cleanup_still_ends_every_child_and_exits_143(tm
     assert "interrupted (SIGTERM); every federate was stopped" in err
     for name, pid in children.items():
         assert not alive(pid), f"{name} (PID {pid}) left behind"
+
+
+def test_the_timeout_report_tells_hung_from_waiting_crashed_and_finished(tmp_path, monkeypatch):
+    # real processes (sleep) stand for the federates; their heartbeats are written here
+    from types import SimpleNamespace
+
+    from lemcosim.federates.common.heartbeat import Heartbeat
+    from lemcosim.runner import launch
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def child(name: str, *argv: str) -> launch.Child:
+        return launch.Child(name, subprocess.Popen(argv, start_new_session=True), logs / f"{name}.err")
+
+    children = [child("broker", "sleep", "60"), child("grid", "sleep", "60"),
+                child("amm", "sleep", "60"), child("prosumers", "sleep", "60"),
+                child("recorder", "true")]
+    try:
+        Heartbeat(logs / "grid.heartbeat").granted(1800.001)  # window 2, then nothing more
+        amm = Heartbeat(logs / "amm.heartbeat")
+        amm.granted(1800.0)
+        amm.requesting(1800.002)
+        os.kill(children[3].proc.pid, signal.SIGKILL)
+        for c in children[3:]:
+            c.proc.wait(timeout=10)
+        monkeypatch.setattr(launch, "STALL_S", 0.0)  # every heartbeat counts as stale
+        scenario = SimpleNamespace(time=SimpleNamespace(window_s=900.0),
+                                   helics=SimpleNamespace(timeout_s=60.0))
+        outcome = launch._timed_out(SimpleNamespace(run_dir=tmp_path), scenario, children, 60.4)
+    finally:
+        launch._end(children)
+    lines = outcome.message.splitlines()
+    assert lines[0] == "timeout: the run exceeded helics.timeout_s = 60 s (the whole-run limit) " \
+                       "after 60 s"
+    assert lines[1].startswith("stopped advancing: grid hangs: granted t = 1800 s (window 2), and ")
+    assert lines[1].endswith("s later it has not asked for the next time")
+    assert lines[2].startswith("waiting in a time request: amm (requests t = 1800 s since ")
+    assert lines[3] == "crashed (exited on their own): prosumers (killed by SIGKILL)"
+    assert lines[4] == "finished: recorder"
+    assert outcome.failed == "grid"
+    assert all(c.proc.poll() is not None for c in children)
