@@ -4,6 +4,7 @@ PT federate. Real HELICS, real phe, 512-bit keys (the explicit test flag)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,12 @@ def run(run_dir: Path, terminals: int, workers: int):
     return load_run(run_dir)
 
 
+def ahead(run_dir: Path, pt: str) -> list[int]:
+    """Per window, how many of its obfuscators a PT had requested during the previous window."""
+    lines = (run_dir / "logs" / f"{pt}.timing.jsonl").read_text().splitlines()
+    return [json.loads(line)["obfuscators_ahead"] for line in lines]
+
+
 def market(df):
     """What MO and DSO decided, per window and entity (federate names aside)."""
     rows = df[df.federate.isin(["mo", "dso"])]
@@ -57,6 +64,11 @@ def test_split_population_clears_and_bills_like_one_terminal(tmp_path):
               for f in ("pt_0", "pt_1")}
     assert len(served["pt_0"]) == len(served["pt_1"]) == 10
     assert not served["pt_0"] & served["pt_1"]
+
+    # the pipeline: each window's obfuscators were requested during the previous window (5 per
+    # member: 2 bid curves, b, s and the mask), except in the first, when the keys arrive
+    assert ahead(tmp_path / "split", "pt_0") == ahead(tmp_path / "split", "pt_1") == [0, 50, 50]
+    assert ahead(tmp_path / "whole", "pt") == [0, 0, 0]  # no workers: all on the critical path
 
     a, b = market(split), market(whole)
     assert len(a) > 0 and a.index.equals(b.index)
