@@ -40,5 +40,6 @@ def test_cli_reports_the_collapse_and_exits_non_zero():
     proc = lemcosim("powerflow", "ieee13", "--load-mult", "1e9", "--json", timeout=120)
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["converged"] is False
+    assert "ieee13: voltage collapse: V_min" in proc.stderr
     table = lemcosim("powerflow", "ieee13", "--load-mult", "1e9", timeout=120)
     assert table.returncode == 1 and "voltage collapse" in table.stdout

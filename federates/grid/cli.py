@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from lemcosim.federates.common.errors import LemcosimError
 
@@ -64,6 +65,8 @@ def run_powerflow(args: argparse.Namespace) -> int:
     flow = model.solve()
     if args.json:
         print(json.dumps(flow.summary_json()))
+        if not flow.converged:  # stdout stays one JSON object; the reason goes to stderr
+            print(f"{args.network}: {flow.reason}", file=sys.stderr)
     else:
         print_table(flow, args.network)
     return 0 if flow.converged else 1
