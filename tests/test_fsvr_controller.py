@@ -127,11 +127,16 @@ def test_the_issue_witness_is_feasible_at_105_percent_load_and_loadability_finds
 
 
 def test_a_known_feasible_setting_raises_the_bracket():
-    # warm start from another device's witness (verified by one flow): λ_max is at least there
+    # warm start from another device's witness, verified by one flow: λ_max is at least there.
+    # A coarse bisection on [0, 1.5] to 0.5 shows it: from 0 it tries 1.5 (infeasible), 0.75
+    # (feasible), 1.125 (infeasible: λ_max ≈ 1.10) and ends at 0.75, while the witness lifts the
+    # lower end to 1.05, and 1.5 − 1.05 < 0.5 ends the bisection there
     space, model = fsvr_feeder()
-    found = loadability(local_solver(model), space, lam_hi=2.0, tol=0.05,
-                        known=(1.05, WITNESS_105.ravel()))
-    assert found.lambda_max >= 1.05
+    solver = local_solver(model)
+    coarse = loadability(solver, space, lam_hi=1.5, tol=0.5)
+    assert coarse.lambda_max == pytest.approx(0.75)
+    known = loadability(solver, space, lam_hi=1.5, tol=0.5, known=(1.05, WITNESS_105.ravel()))
+    assert known.lambda_max >= 1.05 and known.witness.feasible
 
 
 def test_sensitivity_search_beats_coordinate_search_with_fewer_power_flows():
