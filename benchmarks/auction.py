@@ -67,13 +67,14 @@ def bids_for(n: int, levels: int, rng: np.random.Generator) -> list[Bid]:
     return out
 
 
-def phe_obfuscation_s(public, count: int) -> float:
-    """Seconds phe takes to re-obfuscate `count` ciphertexts (a fresh r^𝒩 mod 𝒩² each)."""
+def phe_obfuscation_s(public, count: int) -> tuple[float, float]:
+    """Wall and CPU seconds phe takes to re-obfuscate `count` ciphertexts (a fresh r^𝒩 mod 𝒩²
+    each)."""
     ciphertexts = [public.encrypt(1, r_value=1) for _ in range(count)]  # r = 1: not obfuscated
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for c in ciphertexts:
         c.obfuscate()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, phe_sample: int,
@@ -87,14 +88,14 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
     prices = price_levels(0.08, 0.30, levels)
     enc = Encryptor(pair.public)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _pool_cpu_s(pool)
     enc.prefetch(OBFUSCATORS_PER_MEMBER * n, pool)
     enc.collect()
-    offline = time.perf_counter() - start
-    phe_offline = (phe_obfuscation_s(pair.public, phe_sample) / phe_sample
-                   * OBFUSCATORS_PER_MEMBER * n)
+    offline, offline_cpu = time.perf_counter() - start, _pool_cpu_s(pool) - cpu
+    phe_offline, phe_cpu = (t / phe_sample * OBFUSCATORS_PER_MEMBER * n
+                            for t in phe_obfuscation_s(pair.public, phe_sample))
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     encrypted = [encrypt_bid(b, layout, enc) for b in bids]
     aggregates = [aggregate(f"c{c}", encrypted[c * size:(c + 1) * size], pair.public, layout)
                   for c in range(clusters) if encrypted[c * size:(c + 1) * size]]
@@ -109,7 +110,7 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
         net_masked_amount(pair.public, enc.encrypt(int(encode_qty(b.buy[level]))),
                           enc.encrypt(int(encode_qty(b.sell[level]))), result.mcp or 0.0,
                           result.bcf, result.scf, enc.encrypt(secrets.randbelow(pair.public.n)))
-    online = time.perf_counter() - start
+    online, online_cpu = time.perf_counter() - start, time.process_time() - cpu
 
     sample = bids[:naive_sample]
     start = time.perf_counter()
@@ -123,10 +124,13 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
           f"MCP {result.mcp:.3f}, MCV {result.mcv_kwh:.1f} kWh")
     print(f"  offline precomputation: {offline:8.2f} s  ({OBFUSCATORS_PER_MEMBER * n} obfuscators, "
           f"short-exponent form, fixed-base tables, {pool.workers} worker processes and the "
-          "waiting process, all computed)")
+          f"waiting process, all computed; CPU {offline_cpu:.2f} s, "
+          f"÷ {os.cpu_count()} cores = {offline_cpu / os.cpu_count():.2f} s)")
     print(f"  phe plain obfuscation:  {phe_offline:8.2f} s  (r^𝒩 mod 𝒩², one process, scaled from "
-          f"{phe_sample}); ratio phe/ours {phe_offline / offline:6.1f}x")
-    print(f"  online window:          {online:8.2f} s  (bids in → clearing → encrypted settlement)")
+          f"{phe_sample}; CPU {phe_cpu:.2f} s); ratio phe/ours {phe_offline / offline:6.1f}x wall, "
+          f"{phe_cpu / offline_cpu:6.1f}x CPU")
+    print(f"  online window:          {online:8.2f} s  (bids in → clearing → encrypted settlement; "
+          f"CPU {online_cpu:.2f} s, one process)")
     print(f"  naive bid encryption:   {naive:8.2f} s  (one phe ciphertext per number, scaled "
           f"from {len(sample)}); ratio naive/online {naive / online:6.1f}x")
     print(f"  machine load average:   {os.getloadavg()[0]:8.1f}    on {os.cpu_count()} cores (wall "
@@ -137,8 +141,53 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
 GROUP_SHARES = (0.4, 0.3, 0.3)  # ch6_cigre_lv_10k's up/mid/end groups (4000/3000/3000)
 
 
+def _pool_cpu_s(pool: ObfuscatorPool) -> float:
+    """CPU seconds so far of this process and the pool's workers."""
+    return time.process_time() + sum(_cpu_s(pid)[0] for pid in pool.pids)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        for task in Path(f"/proc/{found[-1]}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def _cpu_s(pid: int) -> tuple[float, bool]:
+    """CPU seconds (user + system) of one process, and whether it is an obfuscator worker."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        worker = b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return 0.0, False
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), worker
+
+
+def _run_cpu_s(run_dir: Path) -> tuple[float, float]:
+    """CPU seconds so far of every process of the run: (broker and federates, obfuscator
+    workers)."""
+    pids = json.loads((run_dir / "logs" / "pids.json").read_text())
+    online = workers = 0.0
+    for pid in {p for root in pids.values() for p in _descendants(root)}:
+        cpu, worker = _cpu_s(pid)
+        workers += cpu if worker else 0.0
+        online += 0.0 if worker else cpu
+    return online, workers
+
+
+def _timing(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted((run_dir / "logs").glob("pt*.timing.jsonl"))
+            for line in path.read_text().splitlines() if line.endswith("}")]
+
+
 def federation(n: int, windows: int, levels: int, key_bits: int, out: Path) -> dict[str, float]:
-    """Run ch6_cigre_lv_10k scaled to `n` prosumers; window timings from the PTs' logs."""
+    """Run ch6_cigre_lv_10k scaled to `n` prosumers; window timings from the PTs' logs, and the
+    CPU the run's processes spent between the ends of consecutive PT windows (sampled here)."""
     counts = [round(n * share) for share in GROUP_SHARES]
     counts[0] += n - sum(counts)
     overrides = [f"time.windows={windows}", f"auction.cycle_windows={windows + 1}",
@@ -148,21 +197,32 @@ def federation(n: int, windows: int, levels: int, key_bits: int, out: Path) -> d
                  *(f"prosumers.groups.{i}.count={c}" for i, c in enumerate(counts))]
     run_dir = out / f"federation_{n}"
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "lemcosim.runner.cli", "run", "ch6_cigre_lv_10k",
-                           "--out", str(run_dir), "--no-progress",
-                           *(arg for o in overrides for arg in ("--set", o))],
-                          capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "lemcosim.runner.cli", "run",
+                             "ch6_cigre_lv_10k", "--out", str(run_dir), "--no-progress",
+                             *(arg for o in overrides for arg in ("--set", o))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu_at_end: dict[int, tuple[float, float]] = {}  # window → CPU when its first PT finished it
+    while proc.poll() is None:
+        time.sleep(0.05)
+        ended = {r["window"] for r in _timing(run_dir)} if (run_dir / "logs").is_dir() else set()
+        for w in sorted(ended - cpu_at_end.keys()):
+            cpu_at_end[w] = _run_cpu_s(run_dir)
+    _, stderr = proc.communicate()
     total = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"federation with {n} prosumers failed:\n{proc.stderr}")
-    rows = [json.loads(line) for path in sorted((run_dir / "logs").glob("pt*.timing.jsonl"))
-            for line in path.read_text().splitlines()]
+        raise SystemExit(f"federation with {n} prosumers failed:\n{stderr}")
+    rows = _timing(run_dir)
     starts = [min(r["start"] for r in rows if r["window"] == w) for w in range(windows)]
     steady = [starts[w + 1] - starts[w] for w in range(1, windows - 1)]
+    # CPU between the ends of windows w and w+1 (the last window also settles the cycle: left out)
+    cpu = [[b - a for a, b in zip(cpu_at_end[w], cpu_at_end[w + 1], strict=True)]
+           for w in range(windows - 2) if w in cpu_at_end and w + 1 in cpu_at_end]
     return {"online": statistics.median(steady), "min": min(steady), "max": max(steady),
             "first": starts[1] - starts[0], "total": total, "load": os.getloadavg()[0],
             "wait": max(sum(r["obfuscator_wait_s"] for r in rows if r["window"] == w)
-                        for w in range(1, windows - 1))}
+                        for w in range(1, windows - 1)),
+            "cpu_online": statistics.median(c[0] for c in cpu) if cpu else float("nan"),
+            "cpu_workers": statistics.median(c[1] for c in cpu) if cpu else float("nan")}
 
 
 def main() -> None:
@@ -198,6 +258,10 @@ def main() -> None:
                   "time a PT waited for the background obfuscators)")
             print(f"    first window:            {fed['first']:6.2f} s  (keys and that window's "
                   f"obfuscators on the critical path); whole run {fed['total']:.1f} s")
+            print(f"    CPU per window:          {fed['cpu_online']:6.2f} s  (broker and federates; "
+                  f"÷ {os.cpu_count()} cores = {fed['cpu_online'] / os.cpu_count():.2f} s, the "
+                  "online window's lower bound on dedicated cores) + "
+                  f"{fed['cpu_workers']:.2f} s in obfuscator workers")
             print(f"    machine load average at the end: {fed['load']:.1f} on {os.cpu_count()} cores "
                   "(other processes share them: wall times scale with it)")
 

@@ -156,6 +156,11 @@ class ObfuscatorPool:
         for future in [self._executor.submit(os.getpid) for _ in range(self.workers)]:
             future.result()
 
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes (benchmarks read their CPU time)."""
+        return list(self._executor._processes or {})
+
     def submit(self, base: ObfuscatorBase, count: int) -> Batch:
         return Batch(base, [(self._executor.submit(compute, base, size), size)
                             for size in _chunks(count, self.workers)])
