@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import lemcosim
+from helpers import lemcosim, write_scenario
 from pydantic import ValidationError
 
 from lemcosim.federates.auction.aggregate import ClusterError, aggregate
@@ -33,6 +34,7 @@ from lemcosim.federates.auction.settlement import (
 )
 
 TEST_KEY_BITS = 512
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +279,17 @@ def test_validate_refuses_a_cluster_named_like_a_role_before_launch(tmp_path):
     assert "Traceback" not in proc.stderr
     proc = lemcosim("validate", "ch6_cigre_lv_congested", "--set", "auction.source=mo")
     assert proc.returncode != 0 and "source 'mo' is the name of an auction role" in proc.stderr
+    # a cluster given twice would silently replace the first: the loader names both lines
+    scenario = write_scenario(tmp_path, f"""
+        include: [{CONFIGS / "ch6_cigre_lv_congested.yaml"}]
+        auction:
+          clusters:
+            c_up: [r1, r2, r3, r4, r11, r12, r13, r14, r15]
+            c_up: [r5, r6, r7, r16]
+        """)
+    proc = lemcosim("validate", str(scenario))
+    assert proc.returncode != 0
+    assert "key 'auction.clusters.c_up' given twice (first on line 4)" in proc.stderr
 
 
 def test_packed_counts_give_each_slot_its_non_zero_contributors():
