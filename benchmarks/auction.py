@@ -20,12 +20,16 @@ prosumers and scaled linearly (printed as such).
 --federation runs scenario ch6_cigre_lv_10k (every role a HELICS federate, 2 PT federates, 3
 CCs as parallel processes, obfuscators for the next window precomputed by a niced background
 worker per PT) with the population scaled to each `--prosumers` value, `--windows` windows and
-one billing cycle longer than the run. Each PT logs when its window starts; the online window
-time is the interval between consecutive window starts once the pipeline runs (windows 1 to
-W−2: the whole window — bids, aggregation, clearing, congestion check, encrypted settlement —
-plus the next positions). Printed next to it: the first window (key generation and that
-window's obfuscators on the critical path), the time PTs waited for obfuscators in the measured
-windows, and the pure model's online time for the same population and clusters in the same run.
+one billing cycle longer than the run. Each PT logs when its windows start and end; the online
+window time is the interval between the ends of consecutive windows once the pipeline runs
+(windows 1 to W−2: the whole window — next positions, bids, aggregation, clearing, congestion
+check, encrypted settlement). The run is stopped after window W−2: its last window would close
+the billing cycle, and the bill decryptions (one per member and key, at the KG) belong to no
+trading window. Printed next to it: the CPU every process of the run spent in those windows
+(online, and the obfuscator workers apart) — on a shared machine the wall times scale with its
+load, CPU seconds do not —, the first window (key generation and that window's obfuscators on
+the critical path), the time PTs waited for obfuscators, and the pure model's online time for
+the same population and clusters in the same run.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -78,8 +83,8 @@ def phe_obfuscation_s(public, count: int) -> tuple[float, float]:
 
 
 def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, phe_sample: int,
-        pool: ObfuscatorPool) -> float:
-    """Print the pure model's offline and online times; return the online time."""
+        pool: ObfuscatorPool) -> tuple[float, float]:
+    """Print the pure model's offline and online times; return the online wall and CPU time."""
     rng = np.random.default_rng(1)
     pair = generate_key_set(1, key_bits, allow_short_keys=key_bits < 2048)[0]
     size = -(-n // clusters)
@@ -135,7 +140,7 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
           f"from {len(sample)}); ratio naive/online {naive / online:6.1f}x")
     print(f"  machine load average:   {os.getloadavg()[0]:8.1f}    on {os.cpu_count()} cores (wall "
           "times above scale with it; the ratios are measured side by side)")
-    return online
+    return online, online_cpu
 
 
 GROUP_SHARES = (0.4, 0.3, 0.3)  # ch6_cigre_lv_10k's up/mid/end groups (4000/3000/3000)
@@ -186,8 +191,10 @@ def _timing(run_dir: Path) -> list[dict]:
 
 
 def federation(n: int, windows: int, levels: int, key_bits: int, out: Path) -> dict[str, float]:
-    """Run ch6_cigre_lv_10k scaled to `n` prosumers; window timings from the PTs' logs, and the
-    CPU the run's processes spent between the ends of consecutive PT windows (sampled here)."""
+    """Run ch6_cigre_lv_10k scaled to `n` prosumers until every PT has finished window W−2;
+    window times from the PTs' logs, CPU of the run's processes sampled here as each window
+    ends. The run is then stopped: its last window would close the billing cycle, whose bill
+    decryptions (one per member and key, at the KG) are no part of a trading window."""
     counts = [round(n * share) for share in GROUP_SHARES]
     counts[0] += n - sum(counts)
     overrides = [f"time.windows={windows}", f"auction.cycle_windows={windows + 1}",
@@ -201,28 +208,36 @@ def federation(n: int, windows: int, levels: int, key_bits: int, out: Path) -> d
                              "ch6_cigre_lv_10k", "--out", str(run_dir), "--no-progress",
                              *(arg for o in overrides for arg in ("--set", o))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    cpu_at_end: dict[int, tuple[float, float]] = {}  # window → CPU when its first PT finished it
-    while proc.poll() is None:
+    cpu_at_end: dict[int, tuple[float, float]] = {}  # window → CPU when every PT had ended it
+    ends: dict[int, float] = {}
+    while proc.poll() is None and len(ends) < windows - 1:
         time.sleep(0.05)
-        ended = {r["window"] for r in _timing(run_dir)} if (run_dir / "logs").is_dir() else set()
-        for w in sorted(ended - cpu_at_end.keys()):
-            cpu_at_end[w] = _run_cpu_s(run_dir)
+        if not (run_dir / "logs" / "pids.json").exists():
+            continue
+        pts = [name for name in json.loads((run_dir / "logs" / "pids.json").read_text())
+               if name.startswith("pt")]
+        rows = _timing(run_dir)
+        for w in range(len(ends), windows - 1):
+            done = [r for r in rows if r["window"] == w]
+            if len(done) < len(pts):
+                break
+            cpu_at_end[w], ends[w] = _run_cpu_s(run_dir), max(r["end"] for r in done)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # the runner stops every federate
     _, stderr = proc.communicate()
     total = time.perf_counter() - start
-    if proc.returncode != 0:
+    if len(ends) < windows - 1:
         raise SystemExit(f"federation with {n} prosumers failed:\n{stderr}")
-    rows = _timing(run_dir)
-    starts = [min(r["start"] for r in rows if r["window"] == w) for w in range(windows)]
-    steady = [starts[w + 1] - starts[w] for w in range(1, windows - 1)]
-    # CPU between the ends of windows w and w+1 (the last window also settles the cycle: left out)
+    first = ends[0] - min(r["start"] for r in _timing(run_dir) if r["window"] == 0)
+    steady = [ends[w + 1] - ends[w] for w in range(windows - 2)]
     cpu = [[b - a for a, b in zip(cpu_at_end[w], cpu_at_end[w + 1], strict=True)]
-           for w in range(windows - 2) if w in cpu_at_end and w + 1 in cpu_at_end]
+           for w in range(windows - 2)]
     return {"online": statistics.median(steady), "min": min(steady), "max": max(steady),
-            "first": starts[1] - starts[0], "total": total, "load": os.getloadavg()[0],
-            "wait": max(sum(r["obfuscator_wait_s"] for r in rows if r["window"] == w)
+            "first": first, "total": total, "load": os.getloadavg()[0],
+            "wait": max(sum(r["obfuscator_wait_s"] for r in _timing(run_dir) if r["window"] == w)
                         for w in range(1, windows - 1)),
-            "cpu_online": statistics.median(c[0] for c in cpu) if cpu else float("nan"),
-            "cpu_workers": statistics.median(c[1] for c in cpu) if cpu else float("nan")}
+            "cpu_online": statistics.median(c[0] for c in cpu),
+            "cpu_workers": statistics.median(c[1] for c in cpu)}
 
 
 def main() -> None:
@@ -244,16 +259,17 @@ def main() -> None:
         with ObfuscatorPool(args.workers, niceness=0) as pool:  # nothing of ours to yield to
             pool.start()  # the worker processes, before timing
             clusters = 3 if args.federation else args.clusters  # the scenario's three clusters
-            floor = run(n, args.levels, args.key_bits, clusters, args.naive_sample,
+            floor, floor_cpu = run(n, args.levels, args.key_bits, clusters, args.naive_sample,
                         args.phe_sample, pool)
         if args.federation:
             with tempfile.TemporaryDirectory() as tmp:
                 fed = federation(n, args.windows, args.levels, args.key_bits, Path(tmp))
             print(f"  federation, online window: {fed['online']:6.2f} s  (median of windows 1.."
-                  f"{args.windows - 2}, range {fed['min']:.2f}–{fed['max']:.2f} s; 2 PT "
+                  f"{args.windows - 2}, wall, range {fed['min']:.2f}–{fed['max']:.2f} s; 2 PT "
                   f"federates, 3 CCs, KG, MO, DSO, prosumers, broker on this machine's cores)")
-            print(f"    pure-model floor:        {floor:6.2f} s  (same run, one process); "
-                  f"federation/floor {fed['online'] / floor:5.1f}x")
+            print(f"    pure-model floor:        {floor:6.2f} s  (same run, one process, CPU "
+                  f"{floor_cpu:.2f} s); federation/floor {fed['online'] / floor:5.1f}x wall, "
+                  f"{fed['cpu_online'] / floor_cpu:5.1f}x CPU")
             print(f"    obfuscator wait:         {fed['wait']:6.2f} s  (worst measured window: "
                   "time a PT waited for the background obfuscators)")
             print(f"    first window:            {fed['first']:6.2f} s  (keys and that window's "
