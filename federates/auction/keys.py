@@ -8,6 +8,7 @@ encoded mod 𝒩 and decoded from the upper half of [0, 𝒩).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass, field
@@ -35,7 +36,12 @@ class CiphertextError(LemcosimError):
 
 
 def fingerprint(public_key: paillier.PaillierPublicKey) -> str:
-    return hashlib.sha256(str(public_key.n).encode()).hexdigest()[:16]
+    return _fingerprint(public_key.n)
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint(n: int) -> str:  # every bid names its key: hash 𝒩 once per key, not per bid
+    return hashlib.sha256(str(n).encode()).hexdigest()[:16]
 
 
 @dataclass
