@@ -22,6 +22,7 @@ from lemcosim.federates.common.logschema import (
     live_files,
     live_journals,
     log_folders,
+    read_journal,
 )
 
 
@@ -35,13 +36,7 @@ def journal_rows(run_dir: str | Path, federates: Iterable[str] | None = None) ->
     batches = []
     for folder in _folders(run_dir, federates):
         for path in live_journals(folder):
-            with pa.OSFile(str(path)) as source:
-                try:
-                    reader = pa.ipc.open_stream(source)
-                    while True:
-                        batches.append(reader.read_next_batch())
-                except (StopIteration, pa.ArrowInvalid, OSError):
-                    pass  # the end, or a batch cut short by the kill: keep the complete ones
+            batches += read_journal(path)
     return pa.Table.from_batches(batches, schema=SCHEMA)
 
 

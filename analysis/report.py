@@ -82,7 +82,7 @@ def analyze(run_dir: Path, out_dir: Path | None = None, window: int | None = Non
                             "png": base64.b64encode(path.read_bytes()).decode("ascii")})
 
     context = _context(run, indicators, tables, figures, render(run, summary, limit=10_000))
-    html = _environment().get_template("report.html.j2").render(**context)
+    html = environment().get_template("report.html.j2").render(**context)
     (out / "report.html").write_text(html, encoding="utf-8")
     written.append(out / "report.html")
     (out / "report.md").write_text(markdown_report(context), encoding="utf-8")
@@ -175,7 +175,7 @@ def markdown_report(context: dict) -> str:
     return "\n".join(lines)
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)

@@ -15,11 +15,14 @@ import pandas as pd
 
 from lemcosim.analysis.load import connect, run_metadata
 
-# the grid solves several times a window (base state, approvals): the last solve is the
-# committed state of the window
+# the grid solves several times a window (base state, approvals) and logs counters at the end:
+# the rows logged with the window's last losses_kw are its committed state
 LAST_SOLVE = """
-    SELECT * FROM logs WHERE federate = '{grid}' QUALIFY
-    time_s = max(time_s) OVER (PARTITION BY "window")"""
+    SELECT l.* FROM logs l JOIN (
+        SELECT "window", max(time_s) AS t FROM logs
+        WHERE federate = '{grid}' AND quantity = 'losses_kw' GROUP BY "window") s
+      ON l."window" = s."window" AND l.time_s = s.t
+    WHERE l.federate = '{grid}'"""
 
 
 # SPEC §3 defaults, for run folders whose scenario.yaml does not spell the limits out
