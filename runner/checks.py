@@ -152,14 +152,22 @@ def _check_attachments(scenario: Scenario, feeder: Feeder, found: _Findings) -> 
         _check_device_location(grid.device.at, feeder, found)
     auction = scenario.auction
     if auction is not None and auction.enabled:
+        dso_feeder = feeder
+        if auction.network is not None and auction.network != scenario.network.name:
+            try:  # the DSO computes its PTDFs on a feeder of its own
+                dso_feeder = shipped_feeder(auction.network)
+            except LemcosimError as exc:
+                found.add(("auction", "network"), auction.network, f"a network lemcosim can load: {exc}")
+                dso_feeder = Feeder(auction.network, {})
         for cluster, buses in auction.clusters.items():
             for j, bus in enumerate(buses):
-                _bus_phase(feeder, found, ("auction", "clusters", cluster, j), bus, "",
-                           f"cluster {cluster}")
+                if dso_feeder.phases:
+                    _bus_phase(dso_feeder, found, ("auction", "clusters", cluster, j), bus, "",
+                               f"cluster {cluster}")
         for i, line in enumerate(auction.dso.lines):
-            if line.name.lower() not in feeder.lines:
+            if dso_feeder.phases and line.name.lower() not in dso_feeder.lines:
                 found.add(("auction", "dso", "lines", i, "name"), line.name,
-                          f"a line of network {feeder.name} ({_some(feeder.lines)})")
+                          f"a line of network {dso_feeder.name} ({_some(dso_feeder.lines)})")
     ctl = scenario.fsvr_controller
     if ctl is not None and ctl.enabled and ctl.study.objective.vuf_bus is not None:
         _bus_phase(feeder, found, ("fsvr_controller", "study", "objective", "vuf_bus"),
