@@ -111,3 +111,18 @@ def split_value(value: object) -> tuple[float | None, str | None]:
     except (TypeError, ValueError):
         return None, str(value)
     return number, None
+
+
+def read_journal(path: Path) -> list:
+    """The complete record batches of a journal; a batch cut short by a kill is left out."""
+    import pyarrow as pa
+
+    batches = []
+    with pa.OSFile(str(path)) as source:
+        try:
+            reader = pa.ipc.open_stream(source)
+            while True:
+                batches.append(reader.read_next_batch())
+        except (StopIteration, pa.ArrowInvalid, OSError):
+            pass
+    return batches
