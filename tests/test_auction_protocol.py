@@ -68,6 +68,21 @@ def test_a_forged_check_sum_is_refused_and_never_decrypted_to_a_value(run_dir):
     assert (pt["bill"] == pt["own_record"]).all()
 
 
+def test_each_role_accepts_each_message_only_from_its_protocol_sender(run_dir):
+    """CC c_mid poses as the KG and sends the MO aggregate curves of 1000 kWh per level: the MO
+    refuses them naming cc_c_mid, and clears on the KG's curves."""
+    df = run("ch6_cigre_lv_uncongested", run_dir, 1, 1, 1,
+             "--set", "auction.faults.fake_curves=[c_mid]")
+    mo = df[df.federate == "mo"]
+    refused = mo[mo.quantity == "protocol_violation"]
+    assert list(refused.entity) == ["cc_c_mid"]
+    assert refused.text.iloc[0] == ("cc_c_mid: a 'curves' message, which mo accepts only from "
+                                    "kg; refused")
+    curves = mo[(mo.entity == "c_mid") & mo.quantity.str.startswith("aggregate_")].value
+    assert len(curves) == 20 and curves.max() <= 18 * 10  # the KG's: 18 members, <= 10 kWh each
+    assert not df[df.federate != "mo"].quantity.eq("protocol_violation").any()
+
+
 @pytest.mark.parametrize("mode", ["report", "suppress"])
 def test_thin_aggregate_slots_are_counted_and_suppressed(run_dir, mode):
     """Window 0 of the congested case: c_up has too few sellers — 10 slots (a whole sell

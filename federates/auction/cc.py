@@ -17,6 +17,7 @@ class ClusterCoordinator(Role):
     """CC: aggregates its cluster's bids and computes masked costs, all on ciphertexts."""
 
     substep = 2
+    accepts = {"keys": ("kg",), "bids": ("pt",), "settle": ("pt",), "result": ("mo",)}
 
     def __init__(self, settings: FederateSettings) -> None:
         super().__init__(settings)
@@ -51,6 +52,9 @@ class ClusterCoordinator(Role):
                 self.log(ctx, window, self.cluster, "refused", str(exc))
         elif bids:
             self.log(ctx, window, self.cluster, "refused", f"bids under unknown key {key_id}")
+        if self.cluster in self.config.faults.fake_curves:  # posing as the KG to steer the price
+            self.send(ctx, "mo", {"type": "curves", "window": window, "curves": {self.cluster: {
+                "buy": [1000.0] * self.config.levels, "sell": [0.0] * self.config.levels}}})
         self.at(ctx, window, 8)
         result = next((m for m in self.take("result")), None)
         cleared = (result or {}).get("clusters", {}).get(self.cluster) or {}

@@ -43,6 +43,8 @@ class FaultConfig(_Strict):
     forged_cleared_sum: list[str] = Field(default_factory=list, description="clusters whose CC "
                                           "sends KG one member's cleared quantity as its check sum "
                                           "(a decryption-oracle attempt)")
+    fake_curves: list[str] = Field(default_factory=list, description="clusters whose CC poses as "
+                                   "the KG and sends the MO made-up aggregate curves")
 
 
 class AuctionConfig(_Strict):

@@ -16,6 +16,7 @@ class SystemOperator(Role):
 exchange corrected by AC power flows until the line carries its limit (congestion.py)."""
 
     substep = 5
+    accepts = {"curves": ("mo",)}
 
     def __init__(self, settings: FederateSettings) -> None:
         super().__init__(settings)

@@ -16,6 +16,7 @@ class KeyGenerator(Role):
     """KG: keys and schedule per billing cycle; decrypts what the protocol allows, nothing else."""
 
     substep = 0
+    accepts = {"aggregate": ("cc",), "cleared_sum": ("cc",), "cycle_sums": ("cc",)}
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         cycle, position = self.cycle_of(window)

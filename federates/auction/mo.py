@@ -13,6 +13,7 @@ class MarketOperator(Role):
     """MO: clears the aggregate curves, asks the DSO, announces per-cluster results."""
 
     substep = 4
+    accepts = {"curves": ("kg",), "result": ("dso",)}
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         self.receive(ctx)

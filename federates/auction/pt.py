@@ -23,6 +23,8 @@ class ProsumerTerminals(Role):
     """PT population: bids from energy positions, encrypted; cleared quantities and masks."""
 
     substep = 1
+    accepts = {"keys": ("kg",), "suppressed": ("kg",), "bills": ("kg",), "result": ("mo",),
+               "rejected": ("cc",)}
 
     def __init__(self, settings: FederateSettings) -> None:
         super().__init__(settings)

@@ -25,6 +25,10 @@ from lemcosim.federates.common.app import FederateContext, FederateModel, Federa
 class Role(FederateModel):
     """Common plumbing: config, layout, one endpoint `{name}/msg`, timed steps in a window."""
 
+    # message type → the roles that may send it ("cc": any cluster's coordinator); any other
+    # message is refused as a protocol violation naming its sender
+    accepts: dict[str, tuple[str, ...]] = {}
+
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
         self.config = AuctionConfig.model_validate(settings.params["auction"])
@@ -55,7 +59,21 @@ class Role(FederateModel):
             if not isinstance(message, dict):
                 self.violation(ctx, sender, "a message that is not a JSON object")
                 continue
+            kind = message.get("type")
+            roles = self.accepts.get(kind) if isinstance(kind, str) else None
+            if roles is None or sender not in self._federates(roles):
+                self.violation(ctx, sender, f"a {str(kind)[:40]!r} message, which {self.name} "
+                               f"accepts only from {', '.join(roles) if roles else 'no one'}")
+                continue
             self.inbox.append(message | {"from": sender})
+
+    def _federates(self, roles: tuple[str, ...]) -> set[str]:
+        names: set[str] = set()
+        for role in roles:
+            for r in self.config.clusters if role == "cc" else [role]:
+                found = self.names.get(r, r)
+                names |= {found} if isinstance(found, str) else set(found)
+        return names
 
     def violation(self, ctx: FederateContext, sender: str, what: str) -> None:
         """A message the protocol does not allow: refused, logged naming its sender."""
