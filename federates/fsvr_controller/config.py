@@ -45,6 +45,9 @@ class StudyConfig(BaseModel):
     loadability: bool = True
     lambda_max_search: PositiveFloat = Field(3.0, description="upper end of the λ bisection")
     lambda_tol: PositiveFloat = 0.02
+    fsvr_continuous: bool = Field(
+        False, description="search the FSVR's coefficients continuously within ±R_max instead of "
+        "its nine levels: then SVR ⊂ FSVR ⊂ UPFC as sets and UPFC ≥ FSVR ≥ SVR by construction")
     published_svr_taps: list[float] | None = Field(
         None, min_length=3, max_length=3, description="the feeder's published regulator taps at "
         "the device location (α per phase): an extra row with the SVR held there")

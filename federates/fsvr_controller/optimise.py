@@ -462,9 +462,10 @@ def _linearise(evaluate: Evaluator, x: np.ndarray) -> _LinearModel | None:
     return _LinearModel(evaluate.objective, base, jac, grad, x)
 
 
-def _starts(evaluate: Evaluator, given: Sequence[np.ndarray | None]) -> np.ndarray:
-    """The best of the given starts, the neutral setting and (FSVR) the voltage-correction
-    scheme's A from the device's V_in at the neutral setting (every one a counted flow)."""
+def _starts(evaluate: Evaluator, given: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    """The distinct candidates among the given starts, the neutral setting and (FSVR) the
+    voltage-correction scheme's A from the device's V_in at the neutral setting, best first
+    (every one a counted flow)."""
     space = evaluate.space
     candidates = [np.asarray(g, float) for g in given if g is not None] + [space.neutral()]
     if space.kind == "fsvr":
@@ -473,13 +474,15 @@ def _starts(evaluate: Evaluator, given: Sequence[np.ndarray | None]) -> np.ndarr
         if neutral is not None and neutral.device_v_in is not None:
             a, _ = correct(neutral.device_v_in, vw1_over_vir=space.vw1_over_vir)
             candidates.append(a.ravel())
-    return evaluate.best_start(candidates)
+    snapped = {np.round(space.snap(c.copy()), 9).tobytes(): space.snap(c.copy()) for c in candidates}
+    return sorted(snapped.values(), key=evaluate)
 
 
 def as_start(result: Result | None, space: Space) -> np.ndarray | None:
     """Another device's result as a start in `space`: SVR taps snapped to the FSVR levels (the
-    nine-level FSVR cannot hold every 0.625 % tap); an FSVR's injection as the UPFC setting that
-    reproduces it at the solved V_in (`fsvr_as_upfc`, exact within the UPFC's bound)."""
+    nine-level FSVR cannot hold every 0.625 % tap; a continuous FSVR holds them exactly); an
+    FSVR's injection as the UPFC setting that reproduces it at the solved V_in (`fsvr_as_upfc`,
+    exact within the UPFC's bound)."""
     if result is None:
         return None
     other = result.setting
@@ -502,7 +505,7 @@ def optimise(solver: Solver, space: Space, objective: Objective, method: str = "
     evaluate = Evaluator(solver, space, objective, load_mult)
     if method == "gwo":
         return grey_wolf(evaluate, start=start, **options)
-    begin = _starts(evaluate, [start, *starts])
+    begin = _starts(evaluate, [start, *starts])[0]
     if method == "sensitivity":
         return sensitivity_search(evaluate, begin, **options)
     return coordinate_search(evaluate, begin, **options)
@@ -518,18 +521,18 @@ def feasible_setting(solver: Solver, space: Space, objective: Objective,
 
 def feasibility_search(solver: Solver, space: Space, load_mult: float,
                        starts: Sequence[np.ndarray | None] = (),
-                       constraints: tuple[str, ...] = BAND) -> Result:
-    """The first setting found that meets every constraint at `load_mult`, searching by the merit
+                       constraints: tuple[str, ...] = BAND, attempts: int = 3) -> Result:
+    """The first setting found that meets every constraint at `load_mult`: a search by the merit
     (the largest violation) from the best of `starts`, the neutral setting and (FSVR) the
-    correction scheme's A; the least-violating setting if none is found."""
+    correction scheme's A, and, while nothing is feasible, from the next best of them (at most
+    `attempts` searches: a local search from one start can end in another basin than the one a
+    feasible setting lies in); the least-violating setting if none is found."""
     evaluate = Evaluator(solver, space, Objective("loss", constraints=constraints), load_mult,
                          stop_when_feasible=True)
+    search = coordinate_search if space.levels(0) is None else sensitivity_search
     try:
-        begin = _starts(evaluate, starts)
-        if space.levels(0) is None:
-            coordinate_search(evaluate, begin)
-        else:
-            sensitivity_search(evaluate, begin)
+        for begin in _starts(evaluate, starts)[:attempts]:
+            search(evaluate, begin)
     except _FeasibleFound:
         pass
     return evaluate.result("feasibility")

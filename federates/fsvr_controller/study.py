@@ -13,7 +13,8 @@ the previous device's best setting (`optimise.as_start`) and its loadability sea
 previous device's λ_max witness. The UPFC holds every FSVR injection exactly (grid/devices.py),
 so it never ends worse than the FSVR; the nine-level FSVR (2.5 % steps) cannot hold every SVR tap
 (0.625 % steps), so FSVR ≥ SVR is not a set inclusion — the study shows it, and
-docs/fsvr_controller.md gives the numbers.
+docs/fsvr_controller.md gives the numbers. With `fsvr_continuous` the FSVR starts from the SVR's
+optimum exactly, and the whole chain holds by construction.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def run_study(solver: Solver, study: StudyConfig, vw1_over_vir: float = 0.025) -
     previous: Result | None = None  # the previous device's best result
     previous_lambda: Loadability | None = None
     for device in [d for d in _DEVICE_ORDER if d in study.devices]:
-        space = Space(device, continuous=device == "upfc", vw1_over_vir=vw1_over_vir)
+        continuous = device == "upfc" or (device == "fsvr" and study.fsvr_continuous)
+        space = Space(device, continuous=continuous, vw1_over_vir=vw1_over_vir)
         start = as_start(previous, space)
         best: Result | None = None
         first_flows: int | None = None
