@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +18,9 @@ from lemcosim.federates.grid.cli import add_powerflow_parser, run_powerflow
 console = Console(stderr=True, soft_wrap=True)
 
 
-def _add_scenario_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scenario", help="scenario file, or the name of a shipped one (lemcosim scenarios)")
+def _add_scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("scenario", nargs="?" if optional else None,
+                   help="scenario file, or the name of a shipped one (lemcosim scenarios)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario value, e.g. --set time.windows=4 (repeatable)")
 
@@ -70,9 +72,12 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from lemcosim.runner.launch import run_federation
     from lemcosim.runner.validate import load_scenario
 
+    if args.resume is not None:
+        return _resume(args)
+    if args.scenario is None:
+        raise LemcosimError("lemcosim run needs a SCENARIO (or --resume RUN_DIR)")
     if args.out is None:
         name = load_scenario(args.scenario, args.overrides)[0].name
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -82,6 +87,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LemcosimError(f"{args.out} already holds a run (logs/); logs are appended, so "
                             "give another --out or remove that folder")
     scenario, comp = _compose(args, Path(args.out))
+    return _launch(args, scenario, comp)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """Continue a stopped run in its own folder after the last window every federate
+    checkpointed; its resolved scenario is read back, so nothing about the run can change."""
+    from lemcosim.federates.common.checkpoint import resume_window
+    from lemcosim.runner.compose import compose
+    from lemcosim.runner.validate import load_scenario
+
+    run_dir = Path(args.resume)
+    if args.scenario is not None or args.overrides or args.out is not None:
+        raise LemcosimError("--resume RUN_DIR continues that run as it was composed: give no "
+                            "SCENARIO, --set or --out with it")
+    resolved = run_dir / "scenario.yaml"
+    if not resolved.is_file():
+        raise LemcosimError(f"--resume {run_dir}: not a run folder (no scenario.yaml)")
+    scenario, _ = load_scenario(resolved)
+    logs = run_dir / "logs"
+    states = {}
+    for progress in logs.glob("*.progress"):
+        try:
+            states[progress.stem] = json.loads(progress.read_text()).get("state")
+        except (OSError, ValueError):
+            states[progress.stem] = None
+    if states and all(state == "done" for state in states.values()):
+        raise LemcosimError(f"--resume {run_dir}: that run is complete; nothing to resume")
+    probe = compose(scenario, scenario.model_dump(mode="json"), run_dir, host=args.host)
+    after = resume_window(logs, [p.name for p in probe.plans])
+    for stale in logs.glob("*.error"):
+        stale.unlink()
+    comp = compose(scenario, scenario.model_dump(mode="json"), run_dir, host=args.host,
+                   resume_after=after)
+    console.print(f"resuming {scenario.name!r} after window {after} of {scenario.windows}")
+    return _launch(args, scenario, comp)
+
+
+def _launch(args: argparse.Namespace, scenario, comp) -> int:
+    from lemcosim.runner.launch import run_federation
+
     # SIGINT/SIGTERM end the federation too (run_federation), then exit 130/143
     outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)
     if outcome.ok:
@@ -117,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compose)
 
     p = sub.add_parser("run", help="compose and launch a federation, with a progress bar")
-    _add_scenario_args(p)
+    _add_scenario_args(p, optional=True)
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue a stopped run after the last window all federates checkpointed")
     p.add_argument("--out", default=None, help="run folder (default runs/NAME-TIMESTAMP)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--analyze", action="store_true", help="run `lemcosim analyze` after the run")

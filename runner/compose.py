@@ -229,6 +229,7 @@ def compose(
     port: int | None = None,
     python: str | None = None,
     host: str | None = None,
+    resume_after: int | None = None,
 ) -> Composition:
     """Write the run folder: HELICS configs, runner file(s), resolved scenario, versions.
 
@@ -253,7 +254,10 @@ def compose(
         path = out_dir / "federates" / f"{plan.name}.json"
         part = host_of.get(plan.name)
         address, fed_port = (part.address, part.port) if part else ("127.0.0.1", port)
-        path.write_text(json.dumps(_helics_config(scenario, plan, out_dir, fed_port, address), indent=2))
+        config = _helics_config(scenario, plan, out_dir, fed_port, address)
+        if resume_after is not None:
+            config["lemcosim"]["resume_after"] = resume_after
+        path.write_text(json.dumps(config, indent=2))
         configs[plan.name] = path
         if not plan.external:
             commands[plan.name] = plan.command(path, python)
@@ -312,6 +316,7 @@ def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: 
             "substep_s": scenario.time.substep_s,
             "start": scenario.time.start.isoformat(),
             "log_flush_windows": scenario.logs.flush_windows,
+            "checkpoint_windows": scenario.logs.checkpoint_windows,
             "params": plan.params,
         },
     }

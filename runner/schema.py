@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     field_validator,
@@ -73,6 +74,9 @@ class LogsConfig(Strict):
     flush_windows: PositiveInt = Field(
         1, description="windows per Parquet row group of each federate's log; rows between "
         "are journalled, so a killed run keeps them either way (docs: README, Run folders and logs)")
+    checkpoint_windows: NonNegativeInt = Field(
+        96, description="every this many windows each federate checkpoints its state, so that "
+        "`lemcosim run --resume RUN_DIR` continues a stopped run from there (0: never)")
 
 
 class FederateSection(Strict):

@@ -13,12 +13,14 @@ import os
 import sys
 import time
 import traceback
+import types
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lemcosim.federates.common import checkpoint
 from lemcosim.federates.common.clock import WindowClock
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.heartbeat import Heartbeat
@@ -77,6 +79,15 @@ class FederateModel:
     def on_interrupt(self, ctx: FederateContext, window: int) -> None:
         """Called when a value or message arrives before the next own step (interruptible only)."""
 
+    def checkpoint_state(self) -> Any:
+        """What `restore_state` needs to continue after a window (`lemcosim run --resume`):
+        by default every attribute but imported modules; models holding live handles
+        (processes, solvers) override both methods."""
+        return {k: v for k, v in vars(self).items() if not isinstance(v, types.ModuleType)}
+
+    def restore_state(self, state: Any) -> None:
+        vars(self).update(state)
+
     def finish(self, ctx: FederateContext) -> None:
         """Called once after the last window."""
 
@@ -94,6 +105,11 @@ class FederateContext:
         self.log = log
         self.heartbeat = Heartbeat(settings.run_dir / "logs" / f"{settings.name}.heartbeat")
         self.time_s = 0.0
+        # last values of inputs a resumed run restored (HELICS holds none of its earlier run)
+        self.restored_inputs: dict[str, str] = {}
+        # (boundary time, action): run once when first granted a time ≥ boundary, before
+        # anything at that time is handled (the window-boundary checkpoint)
+        self.at_boundary: tuple[float, Callable[[], None]] | None = None
         # per-window counters (seconds waiting in HELICS, time requests, messages; models add
         # their own): logged per window with LEMCOSIM_PROFILE=1 (benchmarks/cosim.py)
         self.stats: defaultdict[str, float] = defaultdict(float)
@@ -136,7 +152,21 @@ class FederateContext:
         return bool(self._h.helicsInputIsUpdated(self._lookup(self.inputs, key, "subscription")))
 
     def read_string(self, key: str) -> str:
-        return self._h.helicsInputGetString(self._lookup(self.inputs, key, "subscription"))
+        ipt = self._lookup(self.inputs, key, "subscription")
+        if key in self.restored_inputs:
+            if not self._h.helicsInputIsUpdated(ipt):
+                return self.restored_inputs[key]
+            del self.restored_inputs[key]  # this federation published it anew
+        return self._h.helicsInputGetString(ipt)
+
+    def input_snapshot(self) -> dict[str, str]:
+        """The last value of every input not updated since last read (for a checkpoint; reading
+        an updated one would clear its flag before the model sees it)."""
+        snapshot = dict(self.restored_inputs)
+        for key, ipt in self.inputs.items():
+            if not self._h.helicsInputIsUpdated(ipt):
+                snapshot[key] = self._h.helicsInputGetString(ipt)
+        return snapshot
 
     def read_json(self, key: str) -> Any | None:
         """The latest value of a JSON subscription, or None if nothing was published yet."""
@@ -183,6 +213,9 @@ class FederateContext:
             self.stats["helics_wait_s"] += time.perf_counter() - started
             self.stats["time_requests"] += 1
             self.heartbeat.granted(self.time_s)
+            if self.at_boundary is not None and self.time_s >= self.at_boundary[0] - _TIME_EPS_S:
+                action, self.at_boundary = self.at_boundary[1], None
+                action()
             if self.time_s < target_s - _TIME_EPS_S and on_interrupt is not None:
                 on_interrupt(self)
         return self.time_s
@@ -209,6 +242,10 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
     settings = FederateSettings.from_config(config, config_path)
     log = TidyLog(settings.run_dir / "logs", settings.name,
                   flush_every_windows=int(config["lemcosim"].get("log_flush_windows", 1)))
+    checkpoint_every = int(config["lemcosim"].get("checkpoint_windows", 0))
+    resume_after = config["lemcosim"].get("resume_after")  # last window of the run resumed
+    if resume_after is not None:
+        log.truncate_at(settings.clock.time_of(resume_after + 1, 0))
     fed = None
     try:
         model = make_model(settings)
@@ -219,18 +256,29 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
         ctx = FederateContext(fed, settings, log)
         log.mark_progress(-1, "connected")
         model.setup(ctx)
+        first = 0
+        if resume_after is not None:  # set-up rows are in the log already; the state is restored
+            log.discard()
+            saved = checkpoint.load(log.logs_dir, settings.name, resume_after)
+            model.restore_state(saved["model"])
+            ctx.restored_inputs = saved["inputs"]
+            first = resume_after + 1
         log.flush()
         interrupt = _interrupt_handler(model) if model.interruptible else None
         profile = bool(os.environ.get("LEMCOSIM_PROFILE"))
-        for window in range(settings.clock.windows):
-            started = time.perf_counter()
+        mark = time.perf_counter()
+        for window in range(first, settings.clock.windows):
+            if checkpoint_every and window > first and window % checkpoint_every == 0:
+                ctx.at_boundary = (settings.clock.time_of(window), _checkpoint(ctx, model, window - 1))
             ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
             model.on_window(ctx, window)
-            if profile:
-                _profile(ctx, window, time.perf_counter() - started)
+            if profile:  # since the last mark: the previous window's log write, then this window
+                now = time.perf_counter()
+                _profile(ctx, window, now - mark)
+                mark = now
             started = time.perf_counter()
             log.end_window(window)
-            ctx.stats["io_s"] += time.perf_counter() - started  # counted with the next window
+            ctx.stats["io_s"] += time.perf_counter() - started
         ctx.advance_to(settings.clock.end_s, interrupt)
         model.finish(ctx)
         log.close()
@@ -250,6 +298,17 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
             except Exception:  # noqa: BLE001 - the federation may already be gone
                 pass
         return 1
+
+
+def _checkpoint(ctx: FederateContext, model: FederateModel, window: int) -> Callable[[], None]:
+    """Save the state after `window`: called at the first grant in the next window, before
+    anything of that window is handled, so the interrupts that closed `window` are in it."""
+    def save() -> None:
+        ctx.log.flush()  # every row logged before the boundary survives a kill from here on
+        checkpoint.save(ctx.log.logs_dir, ctx.settings.name, window,
+                        {"model": model.checkpoint_state(), "inputs": ctx.input_snapshot()})
+
+    return save
 
 
 def _profile(ctx: FederateContext, window: int, wall_s: float) -> None:

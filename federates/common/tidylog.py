@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lemcosim.federates.common.logschema import (
@@ -23,8 +24,11 @@ from lemcosim.federates.common.logschema import (
     SCHEMA,
     federate_dir,
     journal_name,
+    live_files,
+    live_journals,
     max_seq,
     part_name,
+    read_journal,
     segment_name,
     split_value,
 )
@@ -148,6 +152,32 @@ class TidyLog:
         if (len(self._pending) >= self.merge_parts
                 or sum(n for _, n in self._pending) >= self.merge_rows):
             self._merge()
+
+    def truncate_at(self, time_s: float) -> None:
+        """Keep only the rows logged before `time_s` (a resumed run goes on from there; by time,
+        not window label, because a federate may log a window's summary in the next one): every
+        file of the log is rewritten as one segment covering all batch numbers used so far,
+        which supersedes them at once; the files it replaces are removed after."""
+        last = max_seq(self.path)
+        if last < 0:
+            return
+        old = [*live_files(self.path), *live_journals(self.path)]
+        tables = [pq.read_table(p, schema=SCHEMA) for p in live_files(self.path)]
+        journalled = [b for p in live_journals(self.path) for b in read_journal(p)]
+        if journalled:
+            tables.append(pa.Table.from_batches(journalled, schema=SCHEMA))
+        table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+        table = table.filter(pc.less(table["time_s"], time_s))
+        keep = self.path / segment_name(0, last)
+        _write_atomically(table, keep)
+        for path in old:
+            if path != keep:
+                path.unlink(missing_ok=True)
+        self._seq = last + 1
+
+    def discard(self) -> None:
+        """Drop the rows buffered since the last flush (a resumed run's repeated set-up rows)."""
+        self._take_buffer()
 
     def mark_progress(self, window: int, state: str = "running") -> None:
         """Tell the runner how far this federate got (read by the progress bar)."""

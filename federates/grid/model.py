@@ -183,6 +183,20 @@ class GridModel:
         self.solves = 0
         self.compile()
 
+    # --- checkpoints (lemcosim run --resume) ----------------------------------------------------
+    def __getstate__(self) -> dict:
+        # the circuit lives in the OpenDSS engine, not in this object: __setstate__ rebuilds it
+        return {**vars(self), "_applied": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        order, injections = list(self._elements), self.injections
+        self._elements, self.injections = {}, {}
+        self.compile()  # with the device setting in force
+        for key in order:  # the same elements in the same order: the same circuit
+            self._ensure_element(key)
+        self.set_injections(injections)
+
     # --- building --------------------------------------------------------------------------
     def compile(self) -> None:
         if self.network is not None:
