@@ -51,11 +51,13 @@ class GridFederate(FederateModel):
         solves = self.service.model.solves
         for quantity, value in (("query_requests", self._requests["query"]),
                                 ("control_requests", self._requests["control"]),
-                                ("power_flows", solves - self._solves_before)):
+                                ("power_flows", solves - self._solves_before),
+                                ("power_flows_failed", self.service.failed_flows)):
             ctx.log.record(ctx.time_s, window, "feeder", quantity, float(value), "count",
                            ctx.clock.substep_of(ctx.time_s))
         self._requests = dict.fromkeys(self._requests, 0)
         self._solves_before = solves
+        self.service.failed_flows = 0
 
     def _solve(self, ctx: FederateContext, window: int) -> None:
         self._take_updates(ctx, window)

@@ -85,6 +85,7 @@ class GridService:
         # a query may try another device setting; the committed one is put back lazily, before
         # the next window solve or control, so a run of queries does not rebuild twice each
         self.committed_device = model.device
+        self.failed_flows = 0  # power flows that did not converge (the grid's window summary)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> GridService:
@@ -106,6 +107,7 @@ class GridService:
         self.model.set_injections(injections)
         self.committed = dict(self.model.injections)
         self.committed_flow = self.model.solve()
+        self.failed_flows += not self.committed_flow.converged
         report = WindowReport(self.committed_flow, self.model.limits)
         if self.model.device is not None:
             report.device = self.model.device.to_json()
@@ -136,6 +138,7 @@ class GridService:
                     raise GridError(f"load_mult {request['load_mult']} must be positive")
                 self.model.set_load_mult(float(request["load_mult"]))
             flow = self.model.solve()
+            self.failed_flows += not flow.converged
             v_in = (self.model.device_voltages()[0]
                     if flow.converged and self.model.device is not None else None)
         except (DeviceError, GridError) as exc:

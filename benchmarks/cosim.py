@@ -1,0 +1,156 @@
+"""What a trading window costs in the federation, split and set against floors measured in the
+same run.
+
+usage: python benchmarks/cosim.py [SCENARIO] [--windows N] [--prosumers N ...] [--core zmq|tcp]
+                                  [--set KEY=VALUE ...]
+
+Runs `lemcosim run SCENARIO` (default year_ieee13, first N windows, default 192 = two days) with
+LEMCOSIM_PROFILE=1: every federate logs per window its wall time, the part spent waiting in
+HELICS, in log I/O, the rest (its own work), its time requests, messages and RSS. Printed per
+window (window 0, the start-up, left out): transactions, HELICS round trips, messages, power
+flows (and how many did not converge); per federate work / HELICS wait / I/O and RSS at the
+first, middle and last window; the HELICS cost of a round trip (the market's round-trip time less
+the grid's time serving it) against a bare 2-federate ping-pong on the same core, and the grid's
+time per power flow against a bare opendssdirect solve (benchmarks/floors.py), both measured in
+this run; the window's wall time extrapolated to a year of 35,040 windows (an extrapolation, not
+a run). `--prosumers 60 600 6000` repeats the run with the population scaled (every group's count
+× N/60) and prints the per-transaction cost curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floors import opendss_floor, pingpong_floor  # noqa: E402
+
+from lemcosim.analysis import load_run  # noqa: E402
+from lemcosim.runner.validate import load_scenario  # noqa: E402
+
+YEAR_WINDOWS = 35_040
+FLOOR_MAX = 2000  # floors measure at most this many round trips / solves
+
+
+def run(scenario: str, windows: int, out: Path, overrides: list[str]) -> float:
+    cmd = [sys.executable, "-m", "lemcosim.runner.cli", "run", scenario, "--out", str(out),
+           "--no-progress", "--set", f"time.windows={windows}"]
+    for override in overrides:
+        cmd += ["--set", override]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=dict(os.environ, LEMCOSIM_PROFILE="1"))
+    if proc.returncode != 0:
+        raise SystemExit(f"run failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def population_overrides(scenario: str, prosumers: int) -> list[str]:
+    """--set values scaling every prosumer group's count by prosumers / (their sum)."""
+    groups = load_scenario(scenario)[0].prosumers.groups
+    total = sum(g.count for g in groups)
+    counts = [max(1, round(g.count * prosumers / total)) for g in groups]
+    counts[0] += prosumers - sum(counts)
+    return [f"prosumers.groups.{i}.count={c}" for i, c in enumerate(counts)]
+
+
+def measure(run_dir: Path) -> dict:
+    """Per-window means over windows ≥ 1 of every profile counter, per federate."""
+    df = load_run(run_dir, quantities=None)
+    prof = df[(df.entity == "profile") & (df.window >= 1)]
+    per_fed = prof.pivot_table(index=["federate", "window"], columns="quantity", values="value")
+    grid = df[(df.federate == "grid") & (df.entity == "feeder") & (df.window >= 1) & df.quantity.isin(
+        ["power_flows", "power_flows_failed", "query_requests", "control_requests"])]
+    grid = grid.pivot_table(index="window", columns="quantity", values="value", aggfunc="sum")
+    return {"per_fed": per_fed, "grid": grid}
+
+
+def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) -> dict:
+    m = measure(run_dir)
+    per_fed, grid = m["per_fed"], m["grid"]
+    n = len(grid)
+    amm = per_fed.loc["amm"] if "amm" in per_fed.index.get_level_values(0) else None
+    # medians: a federate's first measured window may hold another's start-up (lockstep)
+    mean = per_fed.groupby(level=0).median()
+    round_trips = float(amm["round_trips"].sum()) if amm is not None else 0.0
+    transactions = float(amm["transactions"].sum()) if amm is not None else 0.0
+    flows = float(grid["power_flows"].sum())
+    failed = float(grid["power_flows_failed"].sum())
+    messages = float(per_fed["messages_sent"].sum()) if "messages_sent" in per_fed else 0.0
+    print(f"{run_dir.name}: {windows} windows, {n} measured (window 0, the start-up, left out), "
+          f"run wall time {wall_s:.1f} s")
+    print(f"  per window: {transactions / n:6.1f} transactions  {round_trips / n:6.2f} round trips  "
+          f"{messages / n:6.2f} messages  {flows / n:6.2f} power flows "
+          f"({failed:.0f} of {flows:.0f} did not converge)")
+    print("  per window (median), ms  work   HELICS wait    I/O    wall   time requests   "
+          "RSS MB first/mid/last")
+    for fed, row in mean.iterrows():
+        rss = per_fed.loc[fed]["rss_mb"]
+        print(f"  {fed:20s} {row.work_s * 1e3:7.2f} {row.helics_wait_s * 1e3:11.2f} "
+              f"{row.io_s * 1e3:7.2f} {row.wall_s * 1e3:7.2f} {row.time_requests:12.1f}      "
+              f"{rss.iloc[0]:6.1f} {rss.iloc[len(rss) // 2]:6.1f} {rss.iloc[-1]:6.1f}")
+    out = {"transactions": transactions / n, "round_trips": round_trips / n}
+    if round_trips:
+        serve = float(per_fed.loc["grid"]["serve_s"].sum())
+        helics_rt = (float(amm["round_trip_s"].sum()) - serve) / round_trips
+        k = int(min(round_trips, FLOOR_MAX))
+        ping = pingpong_floor(k, core=core) / k
+        print(f"  HELICS per round trip {helics_rt * 1e3:.3f} ms (market's round trip less the "
+              f"grid's serving time) vs bare ping-pong ({core}) {ping * 1e3:.3f} ms: "
+              f"{helics_rt / ping:.2f}x")
+        out |= {"helics_rt_ms": helics_rt * 1e3, "pingpong_ms": ping * 1e3}
+    if flows:
+        grid_work = float(per_fed.loc["grid"]["work_s"].sum())
+        k = int(min(flows, FLOOR_MAX))
+        dss_s, converged = opendss_floor(network, k)
+        print(f"  grid work per power flow {grid_work / flows * 1e3:.3f} ms vs bare opendssdirect "
+              f"{dss_s / k * 1e3:.3f} ms ({converged}/{k} converged): "
+              f"{grid_work / flows / (dss_s / k):.2f}x")
+    # the federates run in lockstep: the market's window is the federation's
+    steady = float(mean.loc["amm", "wall_s"] if amm is not None else mean["wall_s"].max())
+    print(f"  a window takes {steady * 1e3:.1f} ms (median): a year of {YEAR_WINDOWS} windows "
+          f"extrapolates to {steady * YEAR_WINDOWS / 60:.1f} min (an extrapolation, not a run)")
+    out["window_ms"] = steady * 1e3
+    if transactions:
+        out["amm_per_tx_ms"] = float(amm["work_s"].sum()) / transactions * 1e3
+        print(f"  market work per transaction {out['amm_per_tx_ms']:.3f} ms")
+    if flows:
+        out["grid_per_flow_ms"] = float(per_fed.loc["grid"]["work_s"].sum()) / flows * 1e3
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default="year_ieee13")
+    parser.add_argument("--windows", type=int, default=192)
+    parser.add_argument("--prosumers", type=int, nargs="*", default=[])
+    parser.add_argument("--core", choices=("zmq", "tcp"), default="zmq")
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    args = parser.parse_args()
+    scenario = load_scenario(args.scenario)[0]
+    network = scenario.network.name or "ieee13"
+    overrides = [*args.overrides, f"helics.core_type={args.core}"]
+    curve = []
+    with tempfile.TemporaryDirectory(prefix="lemcosim-cosim-") as tmp:
+        for n in args.prosumers or [None]:
+            extra = population_overrides(args.scenario, n) if n else []
+            out = Path(tmp) / f"{args.scenario}-{n or 'as-shipped'}"
+            wall = run(args.scenario, args.windows, out, overrides + extra)
+            curve.append((n, report(out, wall, args.windows, args.core, network)))
+    if len(curve) > 1:
+        print("prosumers  transactions/window  round trips/window  market ms/transaction  "
+              "grid ms/power flow  window ms")
+        nan = float("nan")
+        for n, r in curve:
+            print(f"{n:9d} {r['transactions']:20.1f} {r['round_trips']:19.2f} "
+                  f"{r.get('amm_per_tx_ms', nan):22.3f} {r.get('grid_per_flow_ms', nan):19.3f} "
+                  f"{r['window_ms']:10.1f}")
+
+
+if __name__ == "__main__":
+    main()
