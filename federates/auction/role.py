@@ -25,6 +25,10 @@ from lemcosim.federates.common.app import FederateContext, FederateModel, Federa
 class Role(FederateModel):
     """Common plumbing: config, layout, one endpoint `{name}/msg`, timed steps in a window."""
 
+    # key material, worker processes and a cycle's masks are not checkpointed: an auction run
+    # cannot be resumed yet
+    resumable = False
+
     # message type → the roles that may send it ("cc": any cluster's coordinator); any other
     # message is refused as a protocol violation naming its sender
     accepts: dict[str, tuple[str, ...]] = {}

@@ -79,6 +79,8 @@ class FederateModel:
     def on_interrupt(self, ctx: FederateContext, window: int) -> None:
         """Called when a value or message arrives before the next own step (interruptible only)."""
 
+    resumable = True  # False: never checkpointed (a run with it cannot be resumed)
+
     def checkpoint_state(self) -> Any:
         """What `restore_state` needs to continue after a window (`lemcosim run --resume`):
         by default every attribute but imported modules; models holding live handles
@@ -268,7 +270,7 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
         profile = bool(os.environ.get("LEMCOSIM_PROFILE"))
         mark = time.perf_counter()
         for window in range(first, settings.clock.windows):
-            if checkpoint_every and window > first and window % checkpoint_every == 0:
+            if checkpoint_every and model.resumable and window > first and window % checkpoint_every == 0:
                 ctx.at_boundary = (settings.clock.time_of(window), _checkpoint(ctx, model, window - 1))
             ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
             model.on_window(ctx, window)
