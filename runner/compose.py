@@ -151,6 +151,7 @@ def _grid_plan(scenario: Scenario, prosumer_names: list[str]) -> FederatePlan:
         "limits": section.limits.model_dump(mode="json"),
         "device": section.device.model_dump(mode="json") if section.device else None,
         "injection_sources": sources,
+        "log_queries": section.log_queries,
     }
     plan = _typed_plan("grid", "grid", section.external, params)
     plan.subscriptions = [{"key": f"{src}/injections", "type": "string"} for src in sources]

@@ -166,6 +166,9 @@ class GridSection(FederateSection):
         None, description="federates whose {name}/injections are summed; default: all prosumers")
     limits: GridLimits = Field(default_factory=GridLimits)
     device: GridDeviceConfig | None = None
+    log_queries: Literal["summary", "full"] = Field(
+        "summary", description="summary: per window, the requests served and power flows solved; "
+        "full: also every query answer (large logs)")
 
 
 class RecorderSection(FederateSection):
