@@ -155,3 +155,22 @@ def test_compare_puts_runs_side_by_side_with_differences(tmp_path):
     assert "Differences (Δ) are each run minus the first run, a." in html
     bad = lemcosim("compare", str(a), "--out", str(out))
     assert bad.returncode == 2 and "at least two run folders" in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.federation
+def test_one_command_compares_the_ch5_family_without_and_with_fsvr(tmp_path):
+    out = tmp_path / "ch5"
+    proc = lemcosim("compare", "--study", "ch5_ieee13_all_buyer", "--out", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    no, fsvr = "ch5_ieee13_all_buyer_no_fsvr", "ch5_ieee13_all_buyer_fsvr"
+    approvals = pd.read_csv(out / "compare_approvals.csv")
+    rescued = approvals[(approvals[no] == "no") & (approvals[fsvr] == "yes")]
+    # without the FSVR buyers are refused for V_min; with it every one is approved
+    assert len(rescued) >= 4 and rescued[f"reason ({no})"].str.contains("v_min").all()
+    assert (approvals[fsvr] == "yes").all()
+    kpi = pd.read_csv(out / "compare_kpis.csv").set_index("KPI")
+    assert kpi.loc["transactions approved", f"Δ {fsvr}"] > 0
+    assert (out / "runs" / no / "logs").is_dir() and (out / "compare.html").exists()
+    bad = lemcosim("compare", "--study", "ch5_nosuch", "--out", str(out))
+    assert bad.returncode == 2 and "no such study family (known: ch3_cigre_lv" in bad.stderr
