@@ -137,3 +137,68 @@ def test_powerflow_cli_table_and_named_errors():
         proc = lemcosim("powerflow", *args)
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+# IEEE 13's base case reaches 1.0685 pu, 2.05 % VUF and 147 % line loading: limits above those
+LIMITS = Limits(v_max_pu=1.07, vuf_max_pct=3.0, loading_max_pct=200.0)
+
+
+def _sequence_request(loss_kw: float) -> dict:
+    """Two ESUs (675: L-share 0.6, 671: 0.4) and three intents: a 2 kWh sale at 634.a, a
+    1.5 kWh purchase at 671.b, then 150 kWh bought at 652.a (600 kW: far below 0.95 pu)."""
+    storage = [{"keys": [f"675.{p}" for p in "abc"], "share": 0.6, "deliverable_kwh": 100.0,
+                "absorbable_kwh": 100.0},
+               {"keys": [f"671.{p}" for p in "abc"], "share": 0.4, "deliverable_kwh": 100.0,
+                "absorbable_kwh": 100.0}]
+    intents = [{"id": "t0", "trade_kw": {"634.a": 8.0}, "es_i_kwh": [-1.2, -0.8]},
+               {"id": "t1", "trade_kw": {"671.b": -6.0}, "es_i_kwh": [0.9, 0.6]},
+               {"id": "t2", "trade_kw": {"652.a": -600.0}, "es_i_kwh": [90.0, 60.0]},
+               {"id": "t3", "trade_kw": {"634.b": 4.0}, "es_i_kwh": [-0.6, -0.4]}]
+    return {"chain": {"dt_s": 900.0, "trades_kw": {}, "es_cont_kwh": [0.0, 0.0],
+                      "loss_kw": loss_kw, "loss_compensation": True, "storage": storage},
+            "intents": intents}
+
+
+def test_a_batch_of_intents_is_answered_as_one_query_each_up_to_the_first_refusal():
+    # one query per transaction, the injections written out as docs/interfaces.md defines them:
+    # approved trades + this trade + ESU (ES_cont + ES_i)·(3600/900)/3 per phase; after an
+    # approval ES_cont moves by ES_i + share·ΔLoss, ΔLoss = (losses − previous)·900/3600
+    one_by_one = service(limits=LIMITS)
+    base = one_by_one.solve_window({}).flow.losses_kw
+    request = _sequence_request(base)
+    shares, es_cont, trades, loss, expected = (0.6, 0.4), [0.0, 0.0], {}, base, []
+    for intent in request["intents"][:3]:
+        es = [c + e for c, e in zip(es_cont, intent["es_i_kwh"], strict=True)]
+        injections = {k: [v, 0.0] for k, v in trades.items()}
+        for key, p in intent["trade_kw"].items():
+            injections.setdefault(key, [0.0, 0.0])[0] += p
+        for bus, e in zip(("675", "671"), es, strict=True):
+            for phase in "abc":
+                injections.setdefault(f"{bus}.{phase}", [0.0, 0.0])[0] += e * (3600.0 / 900.0) / 3
+        answer = one_by_one.answer_query({"injections": injections})
+        expected.append(answer)
+        if not answer["feasible"]:
+            break
+        for key, p in intent["trade_kw"].items():
+            trades[key] = trades.get(key, 0.0) + p
+        d_loss = (answer["losses_kw"] - loss) * 900.0 / 3600.0
+        es_cont = [c + s * d_loss for c, s in zip(es, shares, strict=True)]
+        loss = answer["losses_kw"]
+    assert [a["feasible"] for a in expected] == [True, True, False]  # 652.a below 0.95 pu
+
+    batched = service(limits=LIMITS)  # a fresh engine: the same power flows from the same start
+    batched.solve_window({})
+    answers = batched.answer_sequence(request)["answers"]
+    assert [a["id"] for a in answers] == ["t0", "t1", "t2"]  # t3 is not evaluated
+    for got, want in zip(answers, expected, strict=True):
+        for key in ("feasible", "converged", "reason", "violations", "losses_kw", "extremes"):
+            assert got[key] == want[key], key  # identical, not merely close
+
+
+def test_a_batch_stops_before_an_intent_a_storage_unit_cannot_serve():
+    svc = service(limits=LIMITS)
+    request = _sequence_request(svc.solve_window({}).flow.losses_kw)
+    request["intents"][1]["es_i_kwh"] = [102.0, 0.6]  # 675: ES_cont ≈ 100.8 > 100 kWh
+    answers = svc.answer_sequence(request)["answers"]
+    assert [a["id"] for a in answers] == ["t0", "t1"]
+    assert answers[0]["feasible"] and answers[1] == {"id": "t1", "stopped": "storage limit"}

@@ -58,7 +58,9 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("grid", "endpoint", "{name}/query", "string", "kW, kvar",
               'request JSON {"id", "injections": {"BUS.PHASE": [p_kw, q_kvar]}, "device"?}; '
               'answer JSON {"id", "feasible", "converged", "reason", "violations", "losses_kw", "extremes"} '
-              "to the sender in the same sub-step; the committed state does not change"),
+              "to the sender in the same sub-step; the committed state does not change. A batch "
+              '{"id", "chain", "intents": [...]} is answered {"id", "answers": [...]}, in order, up '
+              "to the first refusal (see Batched approval below)"),
     Interface("grid", "endpoint", "{name}/control", "string", "-",
               'JSON {"id", "device": {...}}: commit a regulator setting from the next solve on; '
               'answered {"id", "accepted", "reason"}; a bad setting keeps the last valid one'),
@@ -74,8 +76,9 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("amm", "publication", "{name}/volume_kwh", "double", "kWh",
               "energy traded through the pool in the window"),
     Interface("amm", "endpoint", "{name}/dso", "string", "kW, kvar",
-              "sends one power-flow query per provisional transaction to the grid's query "
-              "endpoint and reads the answer one sub-step later"),
+              "sends the window's coming transactions as one batch of intents to the grid's "
+              "query endpoint and reads the answers one sub-step later; one more batch after each "
+              "refusal (with a pool per phase, one query per transaction)"),
     Interface("fsvr_controller", "subscription", "{source}/device_v_in", "string", "pu",
               "the FSVR's measured input phasors"),
     Interface("fsvr_controller", "endpoint", "{name}/ctl", "string", "-",
