@@ -276,6 +276,8 @@ def _check_names(scenario: Scenario, found: _Findings) -> None:
     published = {pub["key"] for p in plans for pub in p.publications}
     injectors = sorted(k.removesuffix("/injections") for k in published if k.endswith("/injections"))
     prosumers = by_type.get("prosumers", [])
+    if scenario.prosumers is not None and scenario.prosumers.split > 1:
+        prosumers = ["prosumers"]  # a split population is still one source by its name
     grid = scenario.grid
     if grid is not None and grid.enabled:
         for i, src in enumerate(grid.sources or []):

@@ -57,10 +57,18 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
     """Every enabled federate of the scenario with its interfaces resolved (runner/checks.py
     checks the names and attachments first)."""
     plans: list[FederatePlan] = []
+    parts: dict[str, list[str]] = {}  # population → its federates
     if scenario.prosumers is not None and scenario.prosumers.enabled:
         section = scenario.prosumers
-        params = section.model_dump(mode="json", exclude={"enabled", "external"})
-        plans.append(_typed_plan("prosumers", "prosumers", section.external, params))
+        params = section.model_dump(mode="json", exclude={"enabled", "external", "split"})
+        if section.split == 1:
+            parts["prosumers"] = ["prosumers"]
+            plans.append(_typed_plan("prosumers", "prosumers", section.external, params))
+        else:  # each part builds the whole population and publishes its own members
+            parts["prosumers"] = [f"prosumers_{k}" for k in range(section.split)]
+            plans += [_typed_plan(name, "prosumers", section.external,
+                                  {**params, "part": [k, section.split]})
+                      for k, name in enumerate(parts["prosumers"])]
     market_sources: list[str] = []
     if scenario.amm is not None and scenario.amm.enabled:
         section = scenario.amm
@@ -69,8 +77,10 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         if section.approval:
             plan.subscriptions.append({"key": f"{section.grid}/losses_kw", "type": "string"})
         if section.transactions is None:
-            plan.subscriptions.append({"key": f"{section.source}/positions", "type": "string"})
-            market_sources.append(section.source)
+            sources = parts.get(section.source, [section.source])
+            plan.subscriptions += [{"key": f"{src}/positions", "type": "string"} for src in sources]
+            plan.params["position_sources"] = sources
+            market_sources += sources
         plans.append(plan)
     if scenario.grid is not None and scenario.grid.enabled:
         # a population that trades reaches the grid through the market's schedule, not directly
@@ -86,6 +96,9 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         plan.interruptible = ctl.mode == "assist"  # woken by the market's requests
         plans.append(plan)
     if scenario.auction is not None and scenario.auction.enabled:
+        if len(parts.get(scenario.auction.source, [])) > 1:
+            raise LemcosimError("prosumers.split: the auction splits its population itself "
+                                "(auction.terminals); leave prosumers.split at 1")
         plans += _auction_plans(scenario)
     for name, custom in scenario.custom.items():
         if not custom.enabled:

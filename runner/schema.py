@@ -107,6 +107,10 @@ class NetworkConfig(Strict):
 class ProsumersSection(FederateSection, PopulationConfig):
     """A prosumer population federate (see docs/prosumers.md for the population keys)."""
 
+    split: PositiveInt = Field(
+        1, description="run the population as this many federates NAME_0 … NAME_{n-1}, each "
+        "publishing a contiguous share of the members (results equal the unsplit run)")
+
 
 class AmmSection(FederateSection, AmmConfig):
     """The AMM market federate (docs/amm.md)."""

@@ -26,6 +26,7 @@ from lemcosim.federates.common.app import FederateContext, FederateModel, Federa
 from lemcosim.federates.common.approval import Intent
 from lemcosim.federates.common.clock import MARKET_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
+from lemcosim.federates.prosumers.population import merge_positions
 
 _MIN_BATCH, _MAX_BATCH = 16, 4096
 _TX_NUMBERS = ("e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh", "price_after",
@@ -39,7 +40,11 @@ class AmmFederate(FederateModel):
 
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
-        self.config = AmmConfig.model_validate(settings.params)
+        params = dict(settings.params)
+        # the federates of the population it trades with (several when the population is split)
+        self.position_sources: list[str] = params.pop("position_sources", None) or [
+            str(params.get("source"))]
+        self.config = AmmConfig.model_validate(params)
         self.dt_s = settings.clock.window_s
         # ESUs per pool: all of them in the one pool, or a third of each three-phase ESU's energy
         # and power in each phase's pool (pool_per_phase; docs/amm.md)
@@ -190,7 +195,8 @@ class AmmFederate(FederateModel):
             return [Transaction(f"w{window}t{i}", t.prosumer, t.bus.lower(), t.phase, t.side,
                                 t.e_kwh, t.limit_price)
                     for i, t in enumerate(self.config.transactions)]
-        positions = ctx.read_json(f"{self.config.source}/positions") or {}
+        positions = merge_positions([ctx.read_json(f"{src}/positions") or {}
+                                     for src in self.position_sources])
         ids = positions.get("id", [])
         s = self.config.strategy
         order = np.arange(len(ids))

@@ -9,7 +9,7 @@ import numpy as np
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.clock import PROSUMER_SUBSTEP
 from lemcosim.federates.prosumers.config import PopulationConfig
-from lemcosim.federates.prosumers.population import Population
+from lemcosim.federates.prosumers.population import Population, part_slice
 
 
 class ProsumerFederate(FederateModel):
@@ -17,31 +17,36 @@ class ProsumerFederate(FederateModel):
 
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
-        config = PopulationConfig.model_validate(settings.params)
+        params = dict(settings.params)
+        part, parts = params.pop("part", (0, 1))  # one of a split population's federates
+        config = PopulationConfig.model_validate(params)
         start = datetime.fromisoformat(settings.start) if settings.start else datetime(2026, 6, 21)
         self.population = Population.from_config(config, settings.clock.window_s, start)
+        self.own = part_slice(len(self.population.members), part, parts)
 
     def setup(self, ctx: FederateContext) -> None:
-        members = self.population.members
-        ctx.log.record(0.0, 0, "population", "members", len(members), "count")
-        ctx.log.record(0.0, 0, "population", "pv_kwp", float(members.pv_kwp.sum()), "kW")
-        ctx.log.record(0.0, 0, "population", "storage_kwh", float(members.storage_kwh.sum()), "kWh")
+        # a split population's parts each log their own members: the parts' rows sum to the whole
+        members, own = self.population.members, self.own
+        ctx.log.record(0.0, 0, "population", "members", own.stop - own.start, "count")
+        ctx.log.record(0.0, 0, "population", "pv_kwp", float(members.pv_kwp[own].sum()), "kW")
+        ctx.log.record(0.0, 0, "population", "storage_kwh", float(members.storage_kwh[own].sum()), "kWh")
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         state = self.population.step(window)
-        injections = self.population.injections(state)
-        positions = self.population.positions(state)
-        total_kw = float(state.net_kw.sum())
+        injections = self.population.injections(state, self.own)
+        positions = self.population.positions(state, self.own)
+        own = self.own
+        total_kw = float(state.net_kw[own].sum())
         ctx.publish(f"{self.name}/injections", injections)
         ctx.publish(f"{self.name}/positions", positions)
         ctx.publish(f"{self.name}/total_net_kw", total_kw)
         t = ctx.time_s
         for quantity, values in (("net_kw", state.net_kw), ("load_kw", state.load_kw),
                                  ("pv_kw", state.pv_kw), ("storage_kw", state.storage_kw)):
-            ctx.log.record(t, window, "population", quantity, float(values.sum()), "kW")
-        capacity = self.population.members.storage_kwh
+            ctx.log.record(t, window, "population", quantity, float(values[own].sum()), "kW")
+        capacity = self.population.members.storage_kwh[own]
         if capacity.sum() > 0:
-            soc = float(np.sum(state.soc * capacity) / capacity.sum())
+            soc = float(np.sum(state.soc[own] * capacity) / capacity.sum())
             ctx.log.record(t, window, "population", "soc_pu", soc, "pu")
         ctx.log.record_many(t, window, {k: v[0] for k, v in injections.items()}, "p_kw", "kW")
         ctx.log.record_many(t, window, {k: v[1] for k, v in injections.items()}, "q_kvar", "kvar")

@@ -142,18 +142,39 @@ class Population:
         self.soc = self.soc + (charge * m.efficiency - discharge / m.efficiency) * dt_h / cap
         return discharge - charge
 
-    def injections(self, state: WindowState) -> dict[str, list[float]]:
-        """Net injection per bus and phase: {"BUS.PHASE": [p_kw, q_kvar]}."""
+    def injections(self, state: WindowState, own: slice | None = None) -> dict[str, list[float]]:
+        """Net injection per bus and phase: {"BUS.PHASE": [p_kw, q_kvar]}; with `own`, of
+        those members only (every key still present, so a sum over parts is the whole)."""
         k = len(self.bus_phase_keys)
-        p = np.bincount(self._agg_key, state.net_kw[self._agg_member] * self._agg_weight, k)
-        q = np.bincount(self._agg_key, state.q_kvar[self._agg_member] * self._agg_weight, k)
+        weight = self._agg_weight
+        if own is not None:
+            weight = weight * ((self._agg_member >= own.start) & (self._agg_member < own.stop))
+        p = np.bincount(self._agg_key, state.net_kw[self._agg_member] * weight, k)
+        q = np.bincount(self._agg_key, state.q_kvar[self._agg_member] * weight, k)
         return {key: [float(pk), float(qk)] for key, pk, qk in zip(self.bus_phase_keys, p, q, strict=True)}
 
-    def positions(self, state: WindowState) -> dict[str, list]:
-        """Each member's energy position over the window, kWh (positive: surplus to sell)."""
-        e_kwh = state.net_kw * self.dt_s / 3600.0
-        return {"id": self.members.ids, "bus": self.members.bus.tolist(),
-                "phase": self.members.phase.tolist(), "e_kwh": np.round(e_kwh, 9).tolist()}
+    def positions(self, state: WindowState, own: slice | None = None) -> dict[str, list]:
+        """Each member's energy position over the window, kWh (positive: surplus to sell);
+        with `own`, of those members only."""
+        own = own or slice(0, len(self.members))
+        e_kwh = state.net_kw[own] * self.dt_s / 3600.0
+        return {"id": self.members.ids[own], "bus": self.members.bus[own].tolist(),
+                "phase": self.members.phase[own].tolist(), "e_kwh": np.round(e_kwh, 9).tolist()}
+
+
+def part_slice(n_members: int, part: int, parts: int) -> slice:
+    """Members of part `part` of `parts`: contiguous, sizes differing by at most one, so the
+    parts' positions in part order are the whole population's in its order."""
+    bounds = np.linspace(0, n_members, parts + 1).round().astype(int)
+    return slice(int(bounds[part]), int(bounds[part + 1]))
+
+
+def merge_positions(parts: list[dict[str, list]]) -> dict[str, list]:
+    """The positions of a split population's parts, in part order, as one population's."""
+    present = [p for p in parts if p]
+    if not present:
+        return {}
+    return {column: [v for p in present for v in p[column]] for column in present[0]}
 
 
 @dataclass(frozen=True)
