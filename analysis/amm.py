@@ -93,6 +93,19 @@ def tables(run) -> Iterator[Table]:
                 + (", with the FSVR coefficients α of assisted approvals (5.7ff)." if alphas
                    else "."),
                 sql=transactions_query(alphas=alphas), units=_TX_UNITS)
+    if run.has("amm", "v_min"):
+        extremes = ", ".join(f'"{q}", "{q}_at"' for q in ("v_min", "v_max", "vuf_max", "loading_max"))
+        yield Table("amm_extremes", "Extreme constraint values each transaction would cause "
+                    "(thesis tables 5.4ff): lowest and highest voltage, largest VUF and line "
+                    "loading over the feeder, and where.",
+                    sql=f"""SELECT "window", "transaction", approved, {extremes}
+                            FROM ({transactions_query(extremes_at=True)})""", units=_TX_UNITS)
+    if alphas:
+        yield Table("amm_alpha", "FSVR coefficients α committed with each FSVR-assisted approval "
+                    "(thesis tables 5.7ff; pu, V_out,p = V_in,p + Σ_k α_pk V_in,k).",
+                    sql=f"""SELECT "window", "transaction", {', '.join(f'"{a}"' for a in alphas)}
+                            FROM ({transactions_query(alphas=alphas)}) WHERE "{alphas[0]}"
+                            IS NOT NULL""")
     if run.windows > 1:
         cols = ", ".join(f"any_value(value) FILTER (quantity = '{q}') AS \"{q}\"" for q in _MARKET)
         yield Table("amm_market", "Market per window: opening and closing pool price, energy "

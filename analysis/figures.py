@@ -283,18 +283,19 @@ def amm_alpha(run: RunData, opts: Options) -> Iterator[Figure]:
     shown = table.iloc[:60]
     fig, (ax,) = plots.new(height=max(2.6, 0.32 * len(shown) + 1.4))
     values = shown.to_numpy(dtype=float)
-    span = max(1e-3, float(np.nanmax(np.abs(values - 1.0))))
-    image = ax.imshow(values, aspect="auto", cmap="PuOr_r", vmin=1 - span, vmax=1 + span)
+    span = max(1e-3, float(np.nanmax(np.abs(values))))
+    image = ax.imshow(values, aspect="auto", cmap="PuOr_r", vmin=-span, vmax=span)
     ax.set_xticks(range(len(shown.columns)), [f"α_{c[6:]}" for c in shown.columns])
     ax.set_yticks(range(len(shown)), list(shown.index), fontsize=7)
     if values.size <= 300:
         for (r, c), v in np.ndenumerate(values):
             ax.text(c, r, f"{v:.3f}", ha="center", va="center", fontsize=6)
-    fig.colorbar(image, ax=ax, label="α, pu (1 = unchanged)")
+    fig.colorbar(image, ax=ax, label="α, pu (0: no injection)")
     ax.set_title("FSVR coefficients committed with each assisted transaction", fontsize=10)
     more = f" (first 60 of {len(table)})" if len(table) > 60 else ""
-    yield Figure("amm_alpha", "The nine FSVR coefficients α (pu) committed with each "
-                 f"FSVR-assisted approval, one row per transaction{more}.", fig)
+    yield Figure("amm_alpha", "The nine FSVR coefficients α (pu; V_out,p = V_in,p + Σ_k α_pk "
+                 "V_in,k, so 0 injects nothing) committed with each FSVR-assisted approval, one "
+                 f"row per transaction (thesis table 5.7){more}.", fig)
 
 
 def ch4_convergence(run: RunData, opts: Options) -> Iterator[Figure]:

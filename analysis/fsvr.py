@@ -50,7 +50,7 @@ def tables(run) -> Iterator[Table]:
                     "and the power flows spent.", frame=study_table(df), units=units)
     if run.has("fsvr_controller", "alpha"):
         yield Table("fsvr_settings", "FSVR coefficients α set by the voltage-correction "
-                    "controller in each window (pu; 1 = unchanged).",
+                    "controller in each window (pu; V_out,p = V_in,p + Σ_k α_pk V_in,k).",
                     sql="""PIVOT (SELECT "window", entity, value FROM logs
                            WHERE federate = 'fsvr_controller' AND quantity = 'alpha')
                            ON entity USING any_value(value) ORDER BY "window" """)

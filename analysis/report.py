@@ -145,12 +145,12 @@ def _context(run: RunData, indicators: list[Kpi], tables, figures, summary) -> d
         "description": str(run.scenario.get("description", "")).strip(),
         "period": f"{run.windows} window(s) of {run.window_s / 60:g} min, "
                   f"{run.start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}",
-        "versions": ", ".join(f"{k} {v}" for k, v in meta_versions.items()),
+        "versions": ", ".join(f"{k} {' '.join(str(v).split())}" for k, v in meta_versions.items()),
         "kpis": [dict(k.__dict__, shown=_shown(k)) for k in indicators],
         "tables": tables,
         "figures": figures,
         "summary": summary,
-        "money_note": MONEY_NOTE,
+        "money_note": MONEY_NOTE if run.federates() & {"amm", "mo", "pt"} else "",
     }
 
 
@@ -166,7 +166,7 @@ def markdown_report(context: dict) -> str:
                   for k in context["kpis"]]
     else:
         lines.append("No market, grid or auction quantities logged.")
-    lines += ["", context["money_note"], "", "## Tables", ""]
+    lines += ["", context["money_note"], "## Tables", ""]
     lines += [f"- [{t.stem}.csv]({t.stem}.csv) ({t.rows} rows): {t.caption}"
               for t in context["tables"]]
     lines += ["", "## Figures", ""]
