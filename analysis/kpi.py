@@ -5,14 +5,11 @@ A KPI is reported only when the run logged what it needs: a grid-only run has no
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 
 from lemcosim.analysis.run import LAST_SOLVE, RunData
-
-_CONSTRAINT = re.compile(r"\b(v_min|v_max|vuf_max|loading_max)\b")
 
 
 @dataclass(frozen=True)
@@ -46,19 +43,28 @@ def _one(run: RunData, query: str, params: list | None = None) -> float:
     return float(value) if value is not None else 0.0
 
 
+# a DSO refusal names each violated constraint (one rejection may count for several); any
+# other reason is counted by its wording with the numbers masked (they differ per transaction)
+_CAUSES = r"""
+    WITH r AS (
+      SELECT text, list_distinct(regexp_extract_all(text, '\b(v_min|v_max|vuf_max|loading_max)\b'))
+             AS found
+      FROM ({source}) WHERE text IS NOT NULL)
+    SELECT cause, count(*) AS n FROM (
+      SELECT unnest(CASE WHEN starts_with(text, 'DSO:') AND len(found) > 0 THEN found
+                         ELSE [left(regexp_replace(text, '[-+]?\d[\d.e+-]*', '#', 'g'), 60)]
+                    END) AS cause
+      FROM r)
+    GROUP BY cause ORDER BY n DESC, cause"""
+
+
 def rejection_causes(reasons: pd.Series) -> pd.Series:
-    """Rejections per binding constraint (a DSO refusal may name several) or per other cause."""
-    counts: dict[str, int] = {}
-    for text in reasons.dropna():
-        found = _CONSTRAINT.findall(text) if text.startswith("DSO:") else []
-        for cause in dict.fromkeys(found) or [_other_cause(text)]:
-            counts[cause] = counts.get(cause, 0) + 1
-    return pd.Series(counts, dtype=int).sort_values(ascending=False)
+    """Rejections per binding constraint or other cause, of a series of reason texts."""
+    from lemcosim.analysis.tables import frame_connection
 
-
-def _other_cause(text: str) -> str:
-    text = re.sub(r"[-+]?\d[\d.e+-]*", "#", text)  # numbers differ per transaction
-    return text[:60]
+    con = frame_connection(pd.DataFrame({"text": reasons.astype(object)}))
+    table = con.execute(_CAUSES.format(source="SELECT text FROM logs")).df()
+    return table.set_index("cause")["n"].astype(int)
 
 
 def _amm(run: RunData) -> list[Kpi]:
@@ -89,9 +95,9 @@ def _amm(run: RunData) -> list[Kpi]:
     out.append(Kpi("AMM", "ESU revenue", revenue, "M",
                    "Σ over windows of each ESU's energy delivered through the pool × the closing "
                    "price"))
-    reasons = run.sql("""SELECT text FROM logs WHERE federate = 'amm' AND quantity = 'reason'
-                         AND entity <> 'market'""")["text"]
-    for cause, count in rejection_causes(reasons).head(6).items():
+    causes = run.sql(_CAUSES.format(source="""SELECT text FROM logs WHERE federate = 'amm'
+        AND quantity = 'reason' AND entity <> 'market'""")).set_index("cause")["n"]
+    for cause, count in causes.head(6).items():
         out.append(Kpi("AMM", f"rejections: {cause}", float(count), "count",
                        "binding constraint of the DSO's refusal, or the market's reason"))
     return out
