@@ -116,12 +116,13 @@ def dss_feeder(path: str) -> Feeder:
 
 
 def _bus_phase(feeder: Feeder, found: _Findings, path: KeyPath, bus: str, phases: str,
-               what: str) -> None:
+               what: str, phase_path: KeyPath | None = None) -> None:
+    """`bus` (given at `path`) exists and has `phases` (given at `phase_path`, default `path`)."""
     have = feeder.phases.get(str(bus).lower())
     if have is None:
         found.add(path, bus, f"a bus of network {feeder.name} for {what} ({_some(feeder.phases)})")
     elif not set(phases) <= set(have):
-        found.add(path, phases, f"phases present at bus {bus} of {feeder.name}: {have}")
+        found.add(phase_path or path, phases, f"phases present at bus {bus} of {feeder.name}: {have}")
 
 
 def _some(names: Iterable[str], n: int = 12) -> str:
@@ -134,19 +135,19 @@ def _check_attachments(scenario: Scenario, feeder: Feeder, found: _Findings) -> 
     if pros is not None and pros.enabled:
         for i, group in enumerate(pros.groups):
             for j, bus in enumerate(group.buses):
-                for ph in group.phases:
+                for k, ph in enumerate(group.phases):
                     _bus_phase(feeder, found, ("prosumers", "groups", i, "buses", j), bus, ph,
-                               f"group {group.name}")
+                               f"group {group.name}", ("prosumers", "groups", i, "phases", k))
         if pros.members is not None:
             _check_members(pros.members, feeder, found)
     amm = scenario.amm
     if amm is not None and amm.enabled:
         for i, esu in enumerate(amm.esus):
             _bus_phase(feeder, found, ("amm", "esus", i, "bus"), esu.bus, esu.phases,
-                       f"ESU {esu.name}")
+                       f"ESU {esu.name}", ("amm", "esus", i, "phases"))
         for i, tx in enumerate(amm.transactions or []):
             _bus_phase(feeder, found, ("amm", "transactions", i, "bus"), tx.bus, tx.phase,
-                       f"prosumer {tx.prosumer}")
+                       f"prosumer {tx.prosumer}", ("amm", "transactions", i, "phase"))
     grid = scenario.grid
     if grid is not None and grid.enabled and grid.device is not None:
         _check_device_location(grid.device.at, feeder, found)

@@ -72,8 +72,18 @@ def test_a_phase_the_bus_does_not_have(tmp_path):
     # IEEE 13 bus 652 is single-phase (a)
     path = scenario(tmp_path, base=BASE.replace('["671", "675"], phases: [a, b, c]',
                                                 '["652"], phases: [b]'))
-    assert f"{path}:6: key prosumers.groups.0.buses.0: given 'b'; expected phases present at bus " \
+    assert f"{path}:6: key prosumers.groups.0.phases.0: given 'b'; expected phases present at bus " \
            "652 of ieee13: a" in error_of(path)
+
+
+def test_a_three_phase_esu_at_a_single_phase_bus(tmp_path):
+    path = scenario(tmp_path, """\
+        amm:
+          esus: [{name: es1, bus: "652", capacity_kwh: 100, power_kw: 50}]
+        """)
+    # the ESU's phases default to abc; the error points at the ESU's line
+    assert f"{path}:10: key amm.esus.0.phases: given 'abc'; expected phases present at bus 652 " \
+           "of ieee13: a" in error_of(path)
 
 
 def test_device_at_an_unknown_location(tmp_path):
