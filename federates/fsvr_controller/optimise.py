@@ -497,15 +497,14 @@ def as_start(result: Result | None, space: Space) -> np.ndarray | None:
 
 
 def optimise(solver: Solver, space: Space, objective: Objective, method: str = "sensitivity",
-             load_mult: float = 1.0, start: np.ndarray | None = None,
-             starts: Sequence[np.ndarray | None] = (), **options) -> Result:
+             load_mult: float = 1.0, start: np.ndarray | None = None, **options) -> Result:
     """Best device setting by `method` (sensitivity, coordinate or gwo). Sensitivity and
-    coordinate search begin at the best of `start`, `starts`, the neutral setting and (FSVR) the
-    correction scheme's A; GWO puts its first wolf at `start` (or neutral)."""
+    coordinate search begin at the best of `start`, the neutral setting and (FSVR) the correction
+    scheme's A; GWO puts its first wolf at `start` (or neutral)."""
     evaluate = Evaluator(solver, space, objective, load_mult)
     if method == "gwo":
         return grey_wolf(evaluate, start=start, **options)
-    begin = _starts(evaluate, [start, *starts])[0]
+    begin = _starts(evaluate, [start])[0]
     if method == "sensitivity":
         return sensitivity_search(evaluate, begin, **options)
     return coordinate_search(evaluate, begin, **options)
