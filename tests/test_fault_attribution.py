@@ -1,8 +1,9 @@
 """Faults of a real federation are named exactly: the federate that stopped advancing, a stopped
 broker, a port in use; and a second signal during cleanup still ends every child.
 
-Every federation here is tiny (3 prosumers on IEEE 13, its grid and the recorder, or the scripted
-federate), bounded by timeouts, and checked for leftover processes by PID.
+Every federation here is tiny (4 prosumers trading with an AMM on IEEE 13, the grid approving,
+the recorder; or the scripted federate), bounded by timeouts, and checked for leftover processes
+by PID.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def grid_scenario(tmp_path: Path, port: int | None = None) -> Path:
         time: {{window_s: 900, windows: 2000}}
         helics: {{timeout_s: {TIMEOUT_S}, external_timeout_s: 20{broker_port}}}
         network: {{name: ieee13}}
-        prosumers: {{groups: [{{count: 3, buses: ["671"], phases: [a]}}]}}
+        prosumers: {{groups: [{{count: 4, buses: ["671", "675"], phases: [a, b]}}]}}
         grid: {{}}
+        amm:
+          esus: [{{name: es1, bus: "633", capacity_kwh: 200, power_kw: 100}}]
         recorder: {{}}
         """)
 
@@ -71,20 +74,25 @@ def finish(runner: subprocess.Popen, timeout_s: float = 90.0) -> str:
     return err
 
 
-def test_a_stopped_grid_is_named_not_the_federates_that_fail_after_it(tmp_path, run_dir):
+@pytest.mark.parametrize("stopped,other", [("grid", "amm"), ("amm", "grid")])
+def test_a_stopped_federate_is_named_and_the_others_wait_for_it(tmp_path, run_dir, stopped, other):
+    # the AMM asks the grid to approve each trade: either one stopped holds up the other
     runner = start_run(grid_scenario(tmp_path), run_dir)
     try:
-        grid = pids(run_dir)["grid"]
-        wait_for(lambda: advancing(run_dir, "grid"))
-        os.kill(grid, signal.SIGSTOP)
+        pid = pids(run_dir)[stopped]
+        wait_for(lambda: advancing(run_dir, stopped))
+        os.kill(pid, signal.SIGSTOP)
         err = finish(runner)
     finally:
         if runner.poll() is None:
             runner.kill()
     assert runner.returncode == 1
     assert f"timeout: the run exceeded helics.timeout_s = {TIMEOUT_S} s (the whole-run limit)" in err
-    assert "stopped advancing: grid is stopped (process state T" in err
-    assert "federate 'prosumers' failed" not in err and "federate 'recorder' failed" not in err
+    assert f"stopped advancing: {stopped} is stopped (process state T: SIGSTOP?); last granted t" \
+        in err
+    waiting = next(line for line in err.splitlines() if line.startswith("waiting in a time request"))
+    assert f"{other} (requests t = " in waiting and "prosumers (requests t = " in waiting
+    assert "failed" not in err  # no federate is blamed for what the stopped one caused
     assert_no_process_left(run_dir)
 
 
