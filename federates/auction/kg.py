@@ -9,7 +9,7 @@ from lemcosim.federates.auction.decryption import SIDES, Aggregate, Decryptor, P
 from lemcosim.federates.auction.keys import generate_key_set, key_schedule
 from lemcosim.federates.auction.role import Role
 from lemcosim.federates.auction.settlement import UNITS_PER_M, bill_bound_units
-from lemcosim.federates.common.app import FederateContext
+from lemcosim.federates.common.app import FederateContext, FederateSettings
 
 
 class KeyGenerator(Role):
@@ -18,10 +18,19 @@ class KeyGenerator(Role):
     substep = 0
     accepts = {"aggregate": ("cc",), "cleared_sum": ("cc",), "cycle_sums": ("cc",)}
 
+    def __init__(self, settings: FederateSettings) -> None:
+        super().__init__(settings)
+        self.ahead: dict[int, tuple[list, list[str]]] = {}  # cycle → key set sent to PTs early
+
     def on_window(self, ctx: FederateContext, window: int) -> None:
         cycle, position = self.cycle_of(window)
         if position == 0:
             self._issue_keys(ctx, window, cycle)
+        if position == self.config.cycle_windows - 1 and window + 1 < ctx.clock.windows:
+            # the next cycle's keys reach the PTs a window early: they precompute its first
+            # window's obfuscators during this one (docs/privacy.md, pipelining)
+            self.ahead[cycle + 1] = self._key_set()
+            self._send_pt_keys(ctx, cycle + 1, *self.ahead[cycle + 1])
         self.at(ctx, window, 3)
         aggregates: dict[str, Aggregate] = {}
         for message in self.take("aggregate"):
@@ -59,15 +68,26 @@ class KeyGenerator(Role):
                            f"message in window {window}")
         self.inbox = []
 
-    def _issue_keys(self, ctx: FederateContext, window: int, cycle: int) -> None:
+    def _key_set(self) -> tuple[list, list[str]]:
         pairs = generate_key_set(self.config.keys_per_cycle, self.config.key_bits,
                                  self.config.allow_short_keys)
-        schedule = [pairs[j].fingerprint for j in key_schedule(self.config.cycle_windows,
-                                                               len(pairs))]
+        return pairs, [pairs[j].fingerprint for j in key_schedule(self.config.cycle_windows,
+                                                                  len(pairs))]
+
+    def _send_pt_keys(self, ctx: FederateContext, cycle: int, pairs: list,
+                      schedule: list[str]) -> None:
+        keys = [{"id": p.fingerprint, "n": str(p.public.n)} for p in pairs]
+        self.send(ctx, "pt", {"type": "keys", "cycle": cycle, "keys": keys, "schedule": schedule})
+
+    def _issue_keys(self, ctx: FederateContext, window: int, cycle: int) -> None:
+        if cycle in self.ahead:  # the PTs have them since the previous window
+            pairs, schedule = self.ahead.pop(cycle)
+        else:
+            pairs, schedule = self._key_set()
+            self._send_pt_keys(ctx, cycle, pairs, schedule)
         self.decryptor = Decryptor(pairs, schedule, self.layout, self.config.k_min,
                                    {self.names[c]: c for c in self.config.clusters})
         keys = [{"id": p.fingerprint, "n": str(p.public.n)} for p in pairs]
-        self.send(ctx, "pt", {"type": "keys", "cycle": cycle, "keys": keys, "schedule": schedule})
         for cluster in self.config.clusters:  # CCs see each window's key id: docs/privacy.md
             self.send(ctx, cluster, {"type": "keys", "cycle": cycle, "keys": keys})
         self.log(ctx, window, "keys", "issued", float(len(keys)), "count")

@@ -39,15 +39,19 @@ class ProsumerTerminals(Role):
         workers = self.config.obfuscator_workers
         self.pool = ObfuscatorPool(workers) if workers > 0 else None
         self.timing = settings.run_dir / "logs" / f"{self.name}.timing.jsonl"
+        # cycle → its public keys, their encryptors and schedule, until the cycle starts
+        self.issued: dict[int, tuple[dict, dict[str, Encryptor], list[str]]] = {}
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         started_wall = time.time()
         self.receive(ctx)
         cycle, position = self.cycle_of(window)
-        for message in self.take("keys"):
-            self.keys = {k["id"]: public_key(k["n"]) for k in message["keys"]}
-            self.encryptors = {key_id: Encryptor(k) for key_id, k in self.keys.items()}
-            self.schedule = message["schedule"]
+        for message in self.take("keys"):  # this cycle's, or the next one's a window early
+            keys = {k["id"]: public_key(k["n"]) for k in message["keys"]}
+            self.issued[message["cycle"]] = (keys, {i: Encryptor(k) for i, k in keys.items()},
+                                             message["schedule"])
+        if cycle in self.issued:
+            self.keys, self.encryptors, self.schedule = self.issued.pop(cycle)
             self.masks, self.cluster_of = {}, {}
         key_id = self.schedule[position]
         enc = self.encryptors[key_id]
@@ -75,9 +79,9 @@ class ProsumerTerminals(Role):
                 except LemcosimError as exc:
                     self.log(ctx, window, bid.prosumer, "bid_refused", str(exc))
             self.send(ctx, cluster, {"type": "bids", "window": window, "bids": encrypted})
-        if self.pool is not None and position + 1 < len(self.schedule):
+        upcoming = self._next_encryptor(cycle, position)
+        if self.pool is not None and upcoming is not None:
             # the next window's obfuscators, computed while the rest of this window runs
-            upcoming = self.encryptors[self.schedule[position + 1]]
             in_use = 3 * len(members) if upcoming is enc else 0  # this window's settlement
             upcoming.prefetch(max(0, need + in_use - upcoming.stock), self.pool)
         self.at(ctx, window, 7)
@@ -119,6 +123,16 @@ class ProsumerTerminals(Role):
         with open(self.timing, "a", encoding="utf-8") as fh:  # for benchmarks/auction.py
             fh.write(json.dumps({"window": window, "start": started_wall, "end": time.time(),
                                  "obfuscators_ahead": ahead, "obfuscator_wait_s": wait}) + "\n")
+
+    def _next_encryptor(self, cycle: int, position: int) -> Encryptor | None:
+        """The next window's encryptor: this cycle's, or the next cycle's first if the KG has
+        sent its keys (a window early); None at the end of the run."""
+        if position + 1 < len(self.schedule):
+            return self.encryptors[self.schedule[position + 1]]
+        if cycle + 1 in self.issued:
+            _, encryptors, schedule = self.issued[cycle + 1]
+            return encryptors[schedule[0]]
+        return None
 
     def finish(self, ctx: FederateContext) -> None:
         if self.pool is not None:
