@@ -16,7 +16,7 @@ from lemcosim.federates.auction.obfuscation import ObfuscatorPool
 from lemcosim.federates.auction.role import Role, public_key
 from lemcosim.federates.auction.settlement import UNITS_PER_M, CycleMasks, net_units
 from lemcosim.federates.common.app import FederateContext, FederateSettings
-from lemcosim.runner.errors import LemcosimError
+from lemcosim.federates.common.errors import LemcosimError
 
 
 class ProsumerTerminals(Role):
