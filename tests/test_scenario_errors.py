@@ -121,3 +121,11 @@ def test_a_bare_yaml_off_means_regulators_off(tmp_path):
     path.write_text("name: x\nnetwork: {name: ieee13, regulators: off}\n")
     scenario, _ = load_scenario(path)
     assert scenario.network.regulators == "off"
+
+
+def test_federates_and_networks_never_import_the_runner():
+    # LemcosimError lives in federates/common/errors.py so the layers below need no runner import
+    root = Path(__file__).resolve().parent.parent
+    offenders = [str(p.relative_to(root)) for folder in ("federates", "networks")
+                 for p in (root / folder).rglob("*.py") if "lemcosim.runner" in p.read_text()]
+    assert offenders == []
