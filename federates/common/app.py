@@ -252,9 +252,8 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
     try:
         model = make_model(settings)
         fed = h.helicsCreateCombinationFederateFromConfig(str(config_path))
-        h.helicsFederateEnterInitializingMode(fed)
-        _pace(h, fed, settings.name)
         h.helicsFederateEnterExecutingMode(fed)
+        pace = _Pace.of(h, fed, settings.name, settings.clock)
         ctx = FederateContext(fed, settings, log)
         log.mark_progress(-1, "connected")
         model.setup(ctx)
@@ -272,6 +271,8 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
         for window in range(first, settings.clock.windows):
             if checkpoint_every and model.resumable and window > first and window % checkpoint_every == 0:
                 ctx.at_boundary = (settings.clock.time_of(window), _checkpoint(ctx, model, window - 1))
+            if pace is not None:
+                pace.wait_for(window, ctx.stats)
             ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
             model.on_window(ctx, window)
             if profile:  # since the last mark: the previous window's log write, then this window
@@ -329,20 +330,60 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _pace(h: Any, fed: Any, name: str) -> None:
-    """A federate that nothing feeds (no inputs, no endpoints) would be granted every time it
-    asks for at once and run ahead of the market clock, its publications piling up in the
-    receivers' queues: make its time depend on every other federate instead (memory stays flat)."""
-    if h.helicsFederateGetInputCount(fed) or h.helicsFederateGetEndpointCount(fed):
-        return
-    query = h.helicsCreateQuery("root", "federates")
-    try:
-        names = h.helicsQueryExecute(query, fed)
-    finally:
-        h.helicsQueryFree(query)
-    for other in names if isinstance(names, list) else []:
-        if other != name:
-            h.helicsFederateAddDependency(fed, other)
+class _Pace:
+    """Keeps a federate that nothing feeds (no inputs, no endpoints) at most two windows ahead of
+    the federates that read its publications: HELICS would grant it every time it asks for at
+    once, and its publications would pile up in their queues (memory growing with the run).
+
+    Before it asks for window w it waits until every dependent was granted T_{w−2} (a HELICS
+    `global_time` query, polled). Not a time dependency: that would close a cycle through the
+    market ⇄ grid round trips and slow each of them several times (benchmarks/cosim.py); the lag
+    of two windows lets a dependent finish window w − 1 with this federate's data in hand."""
+
+    _LAG_WINDOWS = 2
+    _MAX_SLEEP_S = 0.02
+
+    def __init__(self, h: Any, fed: Any, name: str, clock: WindowClock) -> None:
+        self._h, self._fed, self._clock = h, fed, clock
+        self._query = h.helicsCreateQuery("root", "global_time")
+        query = h.helicsCreateQuery(name, "dependents")
+        try:
+            dependents = h.helicsQueryExecute(query, fed)
+        finally:
+            h.helicsQueryFree(query)
+        self._ids = {int(i) for i in dependents} if isinstance(dependents, list) else set()
+
+    @classmethod
+    def of(cls, h: Any, fed: Any, name: str, clock: WindowClock) -> _Pace | None:
+        if h.helicsFederateGetInputCount(fed) or h.helicsFederateGetEndpointCount(fed):
+            return None
+        pace = cls(h, fed, name, clock)
+        return pace if pace._ids else None
+
+    def wait_for(self, window: int, stats: defaultdict[str, float]) -> None:
+        if window < self._LAG_WINDOWS:
+            return
+        floor = self._clock.time_of(window - self._LAG_WINDOWS) - _TIME_EPS_S
+        started, sleep = time.perf_counter(), 5e-4
+        while (slowest := self._slowest()) is not None and slowest < floor:
+            time.sleep(sleep)
+            sleep = min(2 * sleep, self._MAX_SLEEP_S)
+        stats["pace_wait_s"] += time.perf_counter() - started
+
+    def _slowest(self) -> float | None:
+        """The lowest granted time among the dependents still connected (None: none left)."""
+        times = [f.get("granted_time", 0.0)
+                 for f in _federates(self._h.helicsQueryExecute(self._query, self._fed))
+                 if int(f.get("attributes", {}).get("id", -1)) in self._ids]
+        return min(times) if times else None
+
+
+def _federates(tree: Any) -> list[dict]:
+    """Every federate entry of a `global_time` answer (brokers hold cores, cores federates)."""
+    if not isinstance(tree, dict):
+        return []
+    return list(tree.get("federates", [])) + [
+        f for child in tree.get("brokers", []) + tree.get("cores", []) for f in _federates(child)]
 
 
 def _interrupt_handler(model: FederateModel) -> Callable[[FederateContext], None]:
