@@ -90,17 +90,28 @@ def grid_voltage_band(run: RunData, opts: Options) -> Iterator[Figure]:
         FROM ({LAST_SOLVE.format(grid='grid')}) WHERE quantity = 'v_pu' GROUP BY "window" """)
     band = band.reindex(range(run.windows))
     times = run.time_of(range(run.windows))
+    per = "window"
+    if plots.is_long(times):  # per day: extremes of the day, mean of the percentiles
+        band = band.set_index(times).resample("D").agg(
+            {"vmin": "min", "p05": "mean", "p50": "mean", "p95": "mean", "vmax": "max"})
+        times, per = pd.DatetimeIndex(band.index), "day"
     fig, (ax,) = plots.new(height=4.2)
     ax.fill_between(times, band["vmin"], band["vmax"], alpha=0.2, color="tab:blue",
                     label="min–max over bus·phases", step="post")
     ax.fill_between(times, band["p05"], band["p95"], alpha=0.35, color="tab:blue",
                     label="5–95 % of bus·phases", step="post")
-    plots.time_series(ax, times, band["p50"], "median", step=True, color="navy")
+    if per == "day":
+        ax.plot(times, band["p50"], color="navy", label="median (daily mean)")
+    else:
+        plots.time_series(ax, times, band["p50"], "median", step=True, color="navy")
     plots.limit_lines(ax, lo, hi, "pu")
     plots.date_axis(ax, times)
     plots.finish(fig, ax, "Voltage band over the feeder", "time", "voltage, pu")
+    note = ("" if per == "window" else " Per day: the day's lowest and highest voltage, the "
+            "daily mean of the 5 %, 95 % and median.")
     yield Figure("grid_voltage_band", "Spread of bus·phase voltages in each window's committed "
-                 "state (min–max, 5–95 % and median) against the operating limits (dashed).", fig)
+                 "state (min–max, 5–95 % and median) against the operating limits (dashed)."
+                 + note, fig)
 
 
 def grid_voltage_heat_map(run: RunData, opts: Options) -> Iterator[Figure]:
@@ -111,6 +122,9 @@ def grid_voltage_heat_map(run: RunData, opts: Options) -> Iterator[Figure]:
     if len(entities) > HEAT_MAP_MAX_ROWS:
         return  # unreadable: the band plot shows it
     bin_w = max(1, -(-run.windows // HEAT_MAP_MAX_COLUMNS))
+    per_day = round(86400 / run.window_s)
+    if bin_w > 1 and per_day >= 1:  # whole days per column: no aliasing of the daily cycle
+        bin_w = per_day * -(-bin_w // per_day)
     cells = run.sql(f"""SELECT entity, "window" // {bin_w} AS bin,
             arg_max(value, abs(value - 1.0)) AS v
         FROM ({LAST_SOLVE.format(grid='grid')}) WHERE quantity = 'v_pu' GROUP BY ALL""")

@@ -53,10 +53,26 @@ def full_index(series: pd.Series, windows: int) -> pd.Series:
     return series.reindex(range(windows))
 
 
+DAILY_AFTER = pd.Timedelta(days=14)  # longer runs are drawn per day: per-window lines would be a block
+
+
+def is_long(times: pd.DatetimeIndex) -> bool:
+    return len(times) > 1 and times[-1] - times[0] > DAILY_AFTER
+
+
 def time_series(ax, times: pd.DatetimeIndex, values, label: str | None = None, style: int = 0,
                 step: bool = False, **kw) -> None:
-    """A series against time: markers when it has few points, breaks at NaN gaps."""
+    """A series against time: markers when it has few points, breaks at NaN gaps; over a long
+    run the daily mean with the daily min–max as a band."""
     values = np.asarray(values, dtype=float)
+    if is_long(times):
+        daily = pd.Series(values, index=times).resample("D").agg(["min", "mean", "max"])
+        colour = kw.pop("color", f"C{style}")
+        ax.fill_between(daily.index, daily["min"], daily["max"], alpha=0.25, color=colour,
+                        label=None if label is None else f"{label}: daily min–max")
+        ax.plot(daily.index, daily["mean"], color=colour, linestyle=STYLES[style]["linestyle"],
+                label=None if label is None else f"{label}: daily mean")
+        return
     points = int(np.isfinite(values).sum())
     opts = dict(STYLES[style % len(STYLES)])
     if points > 40:
