@@ -58,3 +58,26 @@ def test_amm_trades_are_approved_by_the_grid_and_scheduled(tmp_path, run_dir):
     assert (grid_losses.groupby("window").substep.min() == 1).all()
     for name in ("amm_token_status.csv", "amm_transactions.csv", "amm_prices.png"):
         assert (run_dir / "analysis" / name).stat().st_size > 0, name
+
+
+def test_the_prosumers_stay_within_two_windows_of_the_market(tmp_path, run_dir, monkeypatch):
+    # the prosumers federate has no inputs: unpaced, HELICS would let it publish every window at
+    # once (issue 13: window 18,792 while the others were at 1,908) and its readers would queue it
+    scenario = write_scenario(tmp_path, """
+        name: pace
+        time: {window_s: 900, windows: 8, start: 2026-06-21T10:00:00}
+        helics: {timeout_s: 120, external_timeout_s: 60}
+        network: {name: ieee13}
+        prosumers: {seed: 2, groups: [{count: 6, buses: ["671", "675", "634"], pv_share: 0.6}]}
+        grid: {limits: {rule: no_worse}}
+        amm:
+          esus: [{name: es675, bus: "675", capacity_kwh: 500, power_kw: 250}]
+        """)
+    monkeypatch.setenv("LEMCOSIM_PROFILE", "1")
+    proc = lemcosim("run", str(scenario), "--out", str(run_dir), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    df = load_run(run_dir, federates=["prosumers"])
+    lead = df[(df.entity == "profile") & (df.quantity == "pace_lead_windows")]
+    # from window 2 on it asks for window w only once every reader was granted T_{w−2}
+    assert sorted(lead.window) == list(range(2, 8))
+    assert (lead.value <= 2).all()

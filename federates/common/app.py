@@ -369,6 +369,8 @@ class _Pace:
             time.sleep(sleep)
             sleep = min(2 * sleep, self._MAX_SLEEP_S)
         stats["pace_wait_s"] += time.perf_counter() - started
+        if slowest is not None:  # how far ahead of the slowest reader it goes on
+            stats["pace_lead_windows"] = window - self._clock.window_of(slowest)
 
     def _slowest(self) -> float | None:
         """The lowest granted time among the dependents still connected (None: none left)."""
