@@ -115,7 +115,8 @@ def _background(niceness: int) -> None:
 
 
 def _chunks(count: int, workers: int) -> list[int]:
-    size = max(_MIN_CHUNK, -(-count // (4 * workers)))  # a few chunks per worker, for balance
+    # many chunks per worker: a PT that needs them early takes back all a worker has not started
+    size = max(_MIN_CHUNK, -(-count // (16 * workers)))
     return [min(size, count - start) for start in range(0, count, size)]
 
 
