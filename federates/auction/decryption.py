@@ -127,12 +127,14 @@ class Decryptor:
                                                     "no CC"))
                 continue
             for entry in message.get("sums", []):
-                prosumer, key_id = str(entry.get("prosumer"))[:40], entry.get("key_id")
+                # the whole id keys the bill (two ids alike in their first 40 characters are
+                # two members); only the message that names it is cut short
+                prosumer, key_id = str(entry.get("prosumer")), entry.get("key_id")
                 if source.setdefault(prosumer, sender) != sender or key_id not in keys_used \
                         or key_id in decrypted[prosumer]:
                     violations.append(ProtocolViolation(
-                        sender, f"a cycle sum for {prosumer} that is a duplicate, from another "
-                        "CC, or under a key of no settled window"))
+                        sender, f"a cycle sum for {prosumer[:40]} that is a duplicate, from "
+                        "another CC, or under a key of no settled window"))
                     continue
                 pair = self.by_id[key_id]
                 try:

@@ -55,7 +55,11 @@ class Role(FederateModel):
         reports it, not as the message claims)."""
         for source, text, _ in ctx.receive(f"{self.name}/msg"):
             self._write_audit("in", source, text)
-            sender = source.partition("/")[0]
+            sender = sender_of(source)
+            if sender is None:
+                self.violation(ctx, source, "a message from an endpoint that is no role's "
+                               "`NAME/msg`")
+                continue
             try:
                 message = json.loads(text)
             except json.JSONDecodeError:
@@ -112,6 +116,15 @@ class Role(FederateModel):
     def log(self, ctx: FederateContext, window: int, entity: str, quantity: str, value, unit=""):
         ctx.log.record(ctx.time_s, window, entity, quantity, value, unit,
                        ctx.clock.substep_of(ctx.time_s))
+
+
+def sender_of(source: str) -> str | None:
+    """The federate behind a message's source endpoint, or None. Every role sends from its local
+    endpoint `NAME/msg`, which HELICS names after the federate; any federate may register a
+    *global* endpoint such as `kg/x`, so only the exact `NAME/msg` names a sender (HELICS refuses
+    a second `kg/msg`)."""
+    name, slash, endpoint = source.partition("/")
+    return name if slash and endpoint == "msg" and name else None
 
 
 def self_max_cluster(settings: FederateSettings) -> int:
