@@ -213,3 +213,26 @@ def test_approval_against_the_real_ieee13_power_flow():
     assert "v_min at 652.a" in big.reason
     # the ESU at 675 supplies the first buyer: local supply, so losses barely move
     assert abs(small.d_loss_kwh) < 1.0
+
+
+def test_a_fork_decides_as_if_approved_and_lists_what_it_would_ask():
+    asked = []
+    w = window(ConstantProductPool(), approve=lambda inj: asked.append(inj) or {
+        "feasible": True, "converged": True, "losses_kw": 0.0})
+    w.add_liquidity("es1", 10, opening_price=10)
+    w.add_liquidity("es2", 5)  # shares 2/3, 1/3
+    w.loss_kw = 0.0  # the base state's losses (the grid publishes them)
+    fork = w.fork()
+    fork.transact(Transaction("t1", "p1", "5", "a", "buy", 3))
+    fork.transact(Transaction("t2", "p2", "6", "abc", "sell", 1.5))
+    # the window itself is untouched and the grid was not asked
+    assert not asked and not w.approved and w.pool.e_lp == 15 and w.es_cont["es1"] == 0.0
+    t1, t2 = fork.speculative
+    # 3 kWh bought in 15 min = −12 kW at 5.a; the ESUs deliver 2 and 1 kWh
+    assert t1.trade_kw == {"5.a": -12.0} and t1.es_i_kwh == pytest.approx((2.0, 1.0))
+    assert t2.trade_kw == {f"6.{p}": pytest.approx(2.0) for p in "abc"}  # +6 kW over 3 phases
+    # deciding them for real asks the grid exactly the injections the intents describe
+    w.transact(Transaction("t1", "p1", "5", "a", "buy", 3))
+    assert asked[0] == w.chain().injections() and asked[0]["5.a"] == [-12.0, 0.0]
+    # es1 at bus 18 injects 2 kWh/15 min = 8 kW over three phases
+    assert asked[0]["18.a"] == [pytest.approx(8 / 3), 0.0]
