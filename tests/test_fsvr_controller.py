@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from lemcosim.federates.fsvr_controller.config import StudyConfig
 from lemcosim.federates.fsvr_controller.optimise import (
     INFEASIBLE,
     Evaluator,
@@ -150,3 +152,9 @@ def test_sensitivity_search_beats_coordinate_search_with_fewer_power_flows():
     assert results["sensitivity"].value <= results["coordinate"].value
     assert results["sensitivity"].flows < results["coordinate"].flows
     assert results["sensitivity"].feasible
+
+
+def test_published_taps_off_the_svr_steps_are_refused_by_name():
+    with pytest.raises(ValidationError, match=r"published_svr_taps[\s\S]*not steps of 0.00625"):
+        StudyConfig.model_validate({"published_svr_taps": [0.003, 0, 0]})
+    assert StudyConfig.model_validate({"published_svr_taps": [0.0625, 0.05, 0.06875]})

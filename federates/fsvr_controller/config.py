@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
+
+from lemcosim.federates.grid.devices import DeviceError, DeviceSetting
 
 
 class StudyObjective(BaseModel):
@@ -51,6 +54,16 @@ class StudyConfig(BaseModel):
     published_svr_taps: list[float] | None = Field(
         None, min_length=3, max_length=3, description="the feeder's published regulator taps at "
         "the device location (α per phase): an extra row with the SVR held there")
+
+    @field_validator("published_svr_taps")
+    @classmethod
+    def _svr_steps(cls, taps: list[float] | None) -> list[float] | None:
+        if taps is not None:
+            try:
+                DeviceSetting("svr", alpha=np.diag(taps)).validate()
+            except DeviceError as exc:
+                raise ValueError(str(exc)) from None
+        return taps
 
 
 class AssistConfig(BaseModel):
