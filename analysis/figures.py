@@ -317,24 +317,31 @@ def ch4_convergence(run: RunData, opts: Options) -> Iterator[Figure]:
                       AND quantity = 'history' ORDER BY time_s""")
     if rows.empty:
         return
-    fig, (ax,) = plots.new(height=4.2)
-    lows = []
-    for i, (entity, text) in enumerate(zip(rows["entity"], rows["text"], strict=True)):
-        history = json.loads(text)
-        y = [h[1] for h in history]
-        lows.append(min(y))
-        style = dict(plots.STYLES[i % len(plots.STYLES)])
-        style.pop("marker")
-        ax.step([h[0] for h in history], y, where="post", label=entity, **style)
-    if min(lows) > 0:
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(plt.matplotlib.ticker.LogFormatterSciNotation(
-            labelOnlyBase=False, minor_thresholds=(3, 1)))
-        ax.tick_params(axis="y", which="minor", labelsize=7)
-    plots.finish(fig, ax, "Solution quality against the number of power flows", "power flows",
+    curves = [(entity, [h[0] for h in json.loads(text)], [h[1] for h in json.loads(text)])
+              for entity, text in zip(rows["entity"], rows["text"], strict=True)]
+    finals = [y[-1] for _, _, y in curves]
+    lowest = min(min(y) for _, _, y in curves)
+    # the voltage penalty of infeasible settings dwarfs the objective: a second panel zooms on
+    # the feasible range, where the methods differ
+    zoom = lowest > 0 and max(max(y) for _, _, y in curves) > 100 * max(finals)
+    fig, axes = plots.new(rows=2 if zoom else 1, height=3.4 if zoom else 4.2, sharex=True)
+    for ax in axes:
+        for i, (entity, x, y) in enumerate(curves):
+            style = dict(plots.STYLES[i % len(plots.STYLES)])
+            style.pop("marker")
+            ax.step(x, y, where="post", label=entity, **style)
+    if lowest > 0:
+        axes[0].set_yscale("log")
+    if zoom:
+        span = max(finals) - lowest
+        axes[1].set_ylim(lowest - 0.1 * span - 1e-9, max(finals) + 0.5 * span + 1e-9)
+        plots.finish(fig, axes[1], "", "", "best objective (feasible range)", legend=False)
+    plots.finish(fig, axes[0], "Solution quality against the number of power flows", "",
                  "best objective (with voltage penalty)")
+    axes[-1].set_xlabel("power flows")
     yield Figure("ch4_convergence", "Best objective found by each device:method against the "
-                 "power flows it spent (log scale when positive).", fig)
+                 "power flows it spent (log scale)" + ("; the lower panel zooms on the feasible "
+                 "range below the voltage penalty." if zoom else "."), fig)
 
 
 def auction_mcp(run: RunData, opts: Options) -> Iterator[Figure]:

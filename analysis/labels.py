@@ -78,9 +78,9 @@ def header(column: str, unit: str | None = None) -> str:
     """`label [unit]` of a column; α coefficients and per-ESU token columns by pattern."""
     if column.startswith("alpha_"):
         return f"α_{column[6:]} [pu]"
-    for prefix, unit_of in (("L_ES(", ""), ("M_ES(", "M"), ("ES_cont(", "kWh")):
+    for prefix, unit_of in (("L_ES(", "√(kWh·M)"), ("M_ES(", "M"), ("ES_cont(", "kWh")):
         if column.startswith(prefix):
-            return f"{column} [{unit_of}]" if unit_of else column
+            return f"{column} [{unit_of}]"
     label, known = LABELS.get(column, (column, ""))
     unit = unit if unit is not None else known
     return f"{label} [{unit}]" if unit else label

@@ -81,6 +81,11 @@ def time_series(ax, times: pd.DatetimeIndex, values, label: str | None = None, s
         ax.step(times, values, where="post", label=label, **{**opts, **kw})
     else:
         ax.plot(times, values, label=label, **{**opts, **kw})
+    if points <= 3:  # a single-window study: say the number, a lone dot is easy to misread
+        for t, v in zip(times, values, strict=True):
+            if np.isfinite(v):
+                ax.annotate(f"{v:.4g}", (t, v), textcoords="offset points", xytext=(6, 6),
+                            fontsize=8)
 
 
 def date_axis(ax, times: pd.DatetimeIndex) -> None:
