@@ -94,6 +94,15 @@ def test_cluster_names_that_are_or_look_like_a_role_are_refused_before_launch(na
         check_cluster_names([name])
 
 
+def test_a_cluster_named_after_the_joint_market_is_refused():
+    """The MO logs the joint clearing as entity `market` with the same quantities as a cluster's
+    (mcv_kwh), and the analysis leaves `market` out of the per-cluster tables: a cluster of that
+    name would have two mcv_kwh per window and no row in the clearing table."""
+    with pytest.raises(RoleNameError, match="the MO's entity of the joint clearing"):
+        check_cluster_names(["c_up", "market"])
+    check_cluster_names(["c_up", "markets", "up0"])  # a prosumer's id is no role: allowed
+
+
 @pytest.mark.parametrize("source", ["kg", "KG", "Mo", "DSO", "pt", "pt_1", "PT_1", "cc_c_up",
                                     "CC_c_up"])
 def test_a_population_named_after_a_role_is_refused(source):

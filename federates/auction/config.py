@@ -115,6 +115,9 @@ class AuctionConfig(_Strict):
 # merge two roles into one federate (a KG that receives individual bids while holding the keys)
 RESERVED_NAMES = frozenset({"kg", "mo", "dso", "pt"})
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+# the MO logs the joint clearing under this entity, next to one entity per cluster (same
+# quantities: mcv_kwh), and analysis/auction.py leaves it out of the per-cluster tables
+JOINT_ENTITY = "market"
 
 
 
@@ -132,3 +135,6 @@ def check_cluster_names(clusters: list[str]) -> None:
         if cluster in RESERVED_NAMES or cluster.startswith(("pt_", "cc_")):
             raise RoleNameError(f"cluster name {cluster!r} is reserved for an auction role "
                                 f"({', '.join(sorted(RESERVED_NAMES))}, pt_*, cc_*)")
+        if cluster == JOINT_ENTITY:
+            raise RoleNameError(f"cluster name {cluster!r} is the MO's entity of the joint "
+                                "clearing: its results would be logged as the joint ones")

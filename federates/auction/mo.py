@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lemcosim.federates.auction.clearing import clear
+from lemcosim.federates.auction.config import JOINT_ENTITY
 from lemcosim.federates.auction.role import Role
 from lemcosim.federates.common.app import FederateContext
 
@@ -23,8 +24,8 @@ class MarketOperator(Role):
             demand = np.array([curves[c]["buy"] for c in names]).sum(axis=0)
             supply = np.array([curves[c]["sell"] for c in names]).sum(axis=0)
             joint = clear(self.prices, demand, supply)
-            self.log(ctx, window, "market", "joint_mcp", joint.mcp, "M/kWh")
-            self.log(ctx, window, "market", "mcv_kwh", joint.mcv_kwh, "kWh")
+            self.log(ctx, window, JOINT_ENTITY, "joint_mcp", joint.mcp, "M/kWh")
+            self.log(ctx, window, JOINT_ENTITY, "mcv_kwh", joint.mcv_kwh, "kWh")
             for c in names:
                 for side in ("buy", "sell"):
                     for p, q in enumerate(curves[c][side]):
