@@ -261,6 +261,23 @@ def test_ciphertexts_under_another_key_or_from_another_cycle_are_refused(pairs):
     assert "under a key of no settled window" in str(violations[0])
 
 
+@pytest.mark.parametrize("sums", [None, "abc", 7, [1], [None], [{"prosumer": "p"}],
+                                  [{"prosumer": "p", "key_id": ["a list"], "net": "5"}],
+                                  [{"prosumer": ["p"], "key_id": "k", "net": "5"}]])
+def test_malformed_cycle_sums_are_violations_naming_the_sender_not_a_crash(pairs, sums):
+    """Claim: anything outside the protocol is refused and logged naming the sender. The KG
+    raised AttributeError/TypeError (ending the run) on cycle sums that were no list of entries
+    or whose key id was unhashable; the honest member's bill in the same batch still comes."""
+    kids = [pairs[0].fingerprint, pairs[1].fingerprint]
+    decryptor = Decryptor(pairs[:2], kids, LAYOUT, 3, {"cc_x": "x", "cc_y": "y"})
+    amounts, honest = settle_cycle(pairs, [0, 1], [(2.5, 0.0, 0.3), (0.0, 1.0, 0.2)])
+    bad = {"type": "cycle_sums", "from": "cc_y", "cluster": "y", "sums": sums}
+    bills, refused, violations = decryptor.bills([bad, honest], 1, bill_bound_units(2, 10, 0.3))
+    assert bills == {"p": sum(amounts)} and refused == {}
+    assert [v.sender for v in violations] == ["cc_y"]
+    assert "no {prosumer, key_id, net} entry" in str(violations[0])
+
+
 def test_long_prosumer_ids_each_get_their_own_exact_bill(pairs):
     """The KG keyed bills by the first 40 characters of a member's id: a 41-character id got no
     bill ("the KG sent no bill" at its PT), and two ids alike in their first 40 characters had

@@ -126,7 +126,13 @@ class Decryptor:
                 violations.append(ProtocolViolation(sender, "cycle sums from a federate that is "
                                                     "no CC"))
                 continue
-            for entry in message.get("sums", []):
+            sums = message.get("sums")
+            for entry in sums if isinstance(sums, list) else [sums]:
+                if not (isinstance(entry, dict) and isinstance(entry.get("prosumer"), str)
+                        and isinstance(entry.get("key_id"), str)):
+                    violations.append(ProtocolViolation(sender, "a cycle sum that is no "
+                                                        "{prosumer, key_id, net} entry"))
+                    continue
                 # the whole id keys the bill (two ids alike in their first 40 characters are
                 # two members); only the message that names it is cut short
                 prosumer, key_id = str(entry.get("prosumer")), entry.get("key_id")
