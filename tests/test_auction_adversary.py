@@ -384,6 +384,15 @@ def messages(run_dir: Path, role: str) -> list[tuple[str, str, dict]]:
             for m in map(json.loads, path.read_text().splitlines())]
 
 
+def numbers(obj) -> list[float]:
+    """Every number in a parsed JSON message (ciphertexts are strings: left out)."""
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in numbers(v)]
+    if isinstance(obj, list):
+        return [x for v in obj for x in numbers(v)]
+    return [float(obj)] if isinstance(obj, int | float) and not isinstance(obj, bool) else []
+
+
 @pytest.mark.federation
 def test_every_slot_the_mo_and_dso_see_is_a_sum_of_k_min_plaintext_bids_or_zero(run_dir):
     """Claim: MO and DSO see aggregate curves with thin slots zeroed, nothing individual. Attack:
@@ -433,6 +442,16 @@ def test_every_slot_the_mo_and_dso_see_is_a_sum_of_k_min_plaintext_bids_or_zero(
         "area", "protocol_violation"}
     assert quantities["dso"] <= {"flow_kw", "limit_kw", "exchange_kw", "split_iterations",
                                  "price_areas"}
+    # no member's bill or own record (the PT's plaintext, exact to 1e-11 M) is a number in any
+    # message or log value of a CC, the MO or the DSO
+    records = set(df[(df.federate == "pt") & df.quantity.isin(["bill", "own_record"])].value)
+    records -= {0.0}
+    assert len(records) > 30
+    observers = ["cc_c_up", "cc_c_mid", "cc_c_end", "mo", "dso"]
+    leaked = {role: set(numbers([m for _, _, m in messages(run_dir, role)])) & records
+              for role in observers}
+    assert leaked == dict.fromkeys(observers, set())
+    assert not set(df[df.federate.isin(observers)].value) & records
     # every number a CC receives from or sends about a member is a ciphertext: no field of a
     # bid or settlement entry is a small integer
     small = [(kind, k) for d, _, m in messages(run_dir, "cc_c_up")
