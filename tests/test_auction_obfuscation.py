@@ -158,18 +158,25 @@ def test_ciphertext_text_is_plain_decimal():
         from_text("not a ciphertext")
 
 
-def test_joint_scaling_equals_two_exponentiations(keypair):
-    """The CC's net amount Enc(f_b·b − f_s·s) in one joint exponentiation (keys.combine)."""
-    from lemcosim.federates.auction.keys import combine
+def test_net_amounts_in_one_joint_exponentiation_and_one_inversion(keypair):
+    """The CC's net amounts Enc(f_b·b − f_s·s + m) of a window: joint exponentiations and one
+    modular inversion for all entries (keys.joint_power, keys.invert_all)."""
+    from lemcosim.federates.auction.keys import invert_all, joint_power
+    from lemcosim.federates.auction.settlement import amount_factor, net_masked_amounts
 
     public, private = keypair
+    n2 = public.nsquare
     enc = Encryptor(public)
-    b, s = enc.encrypt(7), enc.encrypt(5)
-    assert private.raw_decrypt(combine(public, b, 3, s, -2)) == 11  # 3·7 − 2·5
-    assert private.raw_decrypt(combine(public, b, 0, s, 4)) == 20
-    assert private.decrypt(paillier.EncryptedNumber(public, combine(public, b, 1, s, -2))) == -3
-    for _ in range(20):  # MCP·BCFL-sized factors: the same ciphertext as separate powmods
-        k1, k2 = secrets.randbelow(2**26), secrets.randbelow(2**26)
-        expected = pow(b, k1, public.nsquare) * pow(pow(s, -1, public.nsquare), k2,
-                                                    public.nsquare) % public.nsquare
-        assert combine(public, b, k1, s, -k2) == expected
+    values = [secrets.randbits(4000) | 1 for _ in range(6)]
+    assert [int(v) for v in invert_all(values, gmpy2.mpz(n2))] == [pow(v, -1, n2) for v in values]
+    k1, k2 = secrets.randbelow(2**26), secrets.randbelow(2**26)
+    assert joint_power(gmpy2.mpz(n2), gmpy2.mpz(values[0]), k1, gmpy2.mpz(values[1]), k2) \
+        == pow(values[0], k1, n2) * pow(values[1], k2, n2) % n2
+    # b = 3 kWh bought and s = 0, b = 0 and s = 2 kWh sold, both: at MCP 0.2, BCFL 0.98, SCF 0.5
+    quantities = [(3000, 0, 7), (0, 2000, -5), (1000, 1000, 0)]
+    entries = [(enc.encrypt(b), enc.encrypt(s), enc.encrypt(m)) for b, s, m in quantities]
+    f_b, f_s = amount_factor(0.2, 0.98), amount_factor(0.2, 0.5)
+    assert (f_b, f_s) == (2000 * 9800, 2000 * 5000)
+    nets = net_masked_amounts(public, entries, 0.2, 0.98, 0.5)
+    assert [private.decrypt(paillier.EncryptedNumber(public, c)) for c in nets] == [
+        3000 * f_b + 7, -2000 * f_s - 5, 1000 * (f_b - f_s)]

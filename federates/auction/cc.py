@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from phe import paillier
 
 from lemcosim.federates.auction.aggregate import ClusterError, aggregate
@@ -9,7 +11,7 @@ from lemcosim.federates.auction.bids import EncryptedBid
 from lemcosim.federates.auction.codec import CodecError
 from lemcosim.federates.auction.keys import add, to_text
 from lemcosim.federates.auction.role import Role, majority, parse_int, public_key
-from lemcosim.federates.auction.settlement import net_masked_amount
+from lemcosim.federates.auction.settlement import net_masked_amounts
 from lemcosim.federates.common.app import FederateContext, FederateSettings
 
 
@@ -61,17 +63,21 @@ class ClusterCoordinator(Role):
         mcp, bcfl, scf = (cleared.get(q, 0.0) for q in ("mcp", "bcfl", "scf"))
         checked: dict[str, list[int]] = {}  # for KG's consistency check: Σ b, Σ s of members
         check_key = None
+        settle: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)  # key id → entries
         for message in self.take("settle"):
             for entry in message["entries"]:
-                public = self.keys.get(entry["key_id"])
-                if public is None:
+                if entry["key_id"] not in self.keys:
                     continue
                 b, s, m = (parse_int(entry[q]) for q in ("b", "s", "m"))
                 if entry["prosumer"] in self.aggregated:
                     check_key = entry["key_id"]
                     checked[entry["prosumer"]] = [b, s]
-                net = net_masked_amount(public, b, s, mcp, bcfl, scf, m)
-                key = (entry["prosumer"], entry["key_id"])
+                settle[entry["key_id"]].append((entry["prosumer"], b, s, m))
+        for key_id, items in settle.items():
+            public = self.keys[key_id]
+            nets = net_masked_amounts(public, [item[1:] for item in items], mcp, bcfl, scf)
+            for (prosumer, *_), net in zip(items, nets, strict=True):
+                key = (prosumer, key_id)
                 self.sums[key] = add(public, self.sums[key], net) if key in self.sums else net
         if cleared.get("level", -1) >= 0 and check_key is not None:
             public = self.keys[check_key]

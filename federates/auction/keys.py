@@ -150,22 +150,31 @@ def scale(public: paillier.PaillierPublicKey, ciphertext: int, k: int) -> int:
     return int(gmpy2.powmod(gmpy2.mpz(ciphertext), gmpy2.mpz(k), gmpy2.mpz(public.nsquare)))
 
 
-def combine(public: paillier.PaillierPublicKey, c1: int, k1: int, c2: int, k2: int) -> int:
-    """Enc(k1·m1 + k2·m2) from Enc(m1), Enc(m2) and plaintext integers k1, k2 (either sign) in one
-    joint square-and-multiply (Straus/Shamir): the squarings are shared, so it costs about two
-    thirds of two separate exponentiations."""
-    n2 = gmpy2.mpz(public.nsquare)
-    bases = [gmpy2.mpz(c) if k >= 0 else gmpy2.invert(gmpy2.mpz(c), n2)
-             for c, k in ((c1, k1), (c2, k2))]
-    e1, e2 = abs(k1), abs(k2)
-    table = [gmpy2.mpz(1), bases[0], bases[1], bases[0] * bases[1] % n2]
+def joint_power(modulus: gmpy2.mpz, g1: gmpy2.mpz, e1: int, g2: gmpy2.mpz, e2: int) -> gmpy2.mpz:
+    """g1^e1 · g2^e2 mod `modulus` (e1, e2 ≥ 0) in one square-and-multiply (Straus/Shamir): the
+    squarings are shared, about two thirds of the cost of two exponentiations."""
+    table = [gmpy2.mpz(1), g1, g2, g1 * g2 % modulus]
     acc = gmpy2.mpz(1)
     for i in range(max(e1.bit_length(), e2.bit_length()) - 1, -1, -1):
-        acc = acc * acc % n2
+        acc = acc * acc % modulus
         digit = (e1 >> i & 1) | (e2 >> i & 1) << 1
         if digit:
-            acc = acc * table[digit] % n2
-    return int(acc)
+            acc = acc * table[digit] % modulus
+    return acc
+
+
+def invert_all(values: list[int], modulus: gmpy2.mpz) -> list[gmpy2.mpz]:
+    """The inverses of all `values` mod `modulus` with one modular inversion (Montgomery's trick:
+    three multiplications each instead of an inversion each); ZeroDivisionError if one has none."""
+    prefix = [gmpy2.mpz(1)]
+    for v in values:
+        prefix.append(prefix[-1] * v % modulus)
+    inverse = gmpy2.invert(prefix[-1], modulus)
+    out = [gmpy2.mpz(0)] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        out[i] = inverse * prefix[i] % modulus
+        inverse = inverse * values[i] % modulus
+    return out
 
 
 def check(public: paillier.PaillierPublicKey, ciphertext: object, key_id: str, who: str) -> int:

@@ -25,10 +25,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+import gmpy2
 from phe import paillier
 
 from lemcosim.federates.auction.codec import PRICE_SCALE, QTY_SCALE, encode_price, encode_qty
-from lemcosim.federates.auction.keys import add, combine, scale
+from lemcosim.federates.auction.keys import add, invert_all, joint_power, scale
 
 FACTOR_SCALE = 10_000  # BCFL/SCF in 1e-4 steps; an amount is then qty·price·factor units
 UNITS_PER_M = QTY_SCALE * PRICE_SCALE * FACTOR_SCALE
@@ -48,8 +49,18 @@ def masked_amount(public: paillier.PaillierPublicKey, qty_ct: int, price: float,
 def net_masked_amount(public: paillier.PaillierPublicKey, buy_ct: int, sell_ct: int, price: float,
                       bcfl: float, scf: float, mask_ct: int) -> int:
     """𝔄 = Enc(b·MCP·BCFL − s·MCP·SCF + mask) from Enc(b), Enc(s) and Enc(mask)."""
-    net = combine(public, buy_ct, amount_factor(price, bcfl), sell_ct, -amount_factor(price, scf))
-    return add(public, net, mask_ct)
+    return net_masked_amounts(public, [(buy_ct, sell_ct, mask_ct)], price, bcfl, scf)[0]
+
+
+def net_masked_amounts(public: paillier.PaillierPublicKey, entries: list[tuple[int, int, int]],
+                       price: float, bcfl: float, scf: float) -> list[int]:
+    """𝔄 of every (Enc(b), Enc(s), Enc(mask)) of a window under one key: one joint
+    exponentiation each, and one modular inversion for all the Enc(s) (keys.invert_all)."""
+    n2 = gmpy2.mpz(public.nsquare)
+    k_buy, k_sell = amount_factor(price, bcfl), amount_factor(price, scf)
+    inverses = invert_all([gmpy2.mpz(s) % n2 for _, s, _ in entries], n2)
+    return [int(joint_power(n2, gmpy2.mpz(b), k_buy, s_inv, k_sell) * m % n2)
+            for (b, _, m), s_inv in zip(entries, inverses, strict=True)]
 
 
 def net_units(buy_kwh: float, sell_kwh: float, price: float, bcfl: float, scf: float) -> int:
