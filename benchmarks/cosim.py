@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import opendss_floor, pingpong_floor  # noqa: E402
 
@@ -88,12 +90,15 @@ def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) 
           f"{messages / n:6.2f} messages  {flows / n:6.2f} power flows "
           f"({failed:.0f} of {flows:.0f} did not converge)")
     print("  per window (median), ms  work   HELICS wait    I/O    wall   time requests   "
-          "RSS MB first/mid/last")
+          "RSS MB first/max/last, trend over the 2nd half per 1000 windows")
     for fed, row in mean.iterrows():
         rss = per_fed.loc[fed]["rss_mb"]
+        half = rss.iloc[len(rss) // 2:]
+        trend = np.polyfit(half.index.to_numpy(float), half.to_numpy(), 1)[0] * 1000 if len(
+            half) > 2 else float("nan")
         print(f"  {fed:20s} {row.work_s * 1e3:7.2f} {row.helics_wait_s * 1e3:11.2f} "
               f"{row.io_s * 1e3:7.2f} {row.wall_s * 1e3:7.2f} {row.time_requests:12.1f}      "
-              f"{rss.iloc[0]:6.1f} {rss.iloc[len(rss) // 2]:6.1f} {rss.iloc[-1]:6.1f}")
+              f"{rss.iloc[0]:6.1f} {rss.max():6.1f} {rss.iloc[-1]:6.1f} {trend:+7.1f} MB")
     out = {"transactions": transactions / n, "round_trips": round_trips / n}
     if round_trips:
         serve = float(per_fed.loc["grid"]["serve_s"].sum())

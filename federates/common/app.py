@@ -201,6 +201,7 @@ class FederateContext:
                     self._h.helicsMessageGetTime(msg),
                 )
             )
+            self._h.helicsMessageFree(msg)  # the federate keeps every message until freed
         self.stats["messages_received"] += len(out)
         return out
 
@@ -272,6 +273,7 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
             if checkpoint_every and model.resumable and window > first and window % checkpoint_every == 0:
                 ctx.at_boundary = (settings.clock.time_of(window), _checkpoint(ctx, model, window - 1))
             if pace is not None:
+                ctx.heartbeat.pacing(settings.clock.time_of(window, model.substep))
                 pace.wait_for(window, ctx.stats)
             ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
             model.on_window(ctx, window)
@@ -318,7 +320,8 @@ def _profile(ctx: FederateContext, window: int, wall_s: float) -> None:
     """One row per counter (entity `profile`): the window's wall time, its HELICS wait, I/O and
     the rest (own work), time requests, messages, model counters, and the process's RSS."""
     stats = dict(ctx.stats) | {"wall_s": wall_s, "rss_mb": _rss_mb()}
-    stats["work_s"] = wall_s - stats.get("helics_wait_s", 0.0) - stats.get("io_s", 0.0)
+    stats["work_s"] = (wall_s - stats.get("helics_wait_s", 0.0) - stats.get("io_s", 0.0)
+                       - stats.get("pace_wait_s", 0.0))
     for quantity, value in stats.items():
         ctx.log.record(ctx.time_s, window, "profile", quantity, float(value),
                        "s" if quantity.endswith("_s") else "MB" if quantity == "rss_mb" else "count")
