@@ -54,7 +54,7 @@ from lemcosim.federates.auction.clearing import clear
 from lemcosim.federates.auction.codec import QTY_SCALE, SlotLayout, encode_qty
 from lemcosim.federates.auction.keys import Encryptor, generate_key_set
 from lemcosim.federates.auction.obfuscation import ObfuscatorPool
-from lemcosim.federates.auction.settlement import net_masked_amount
+from lemcosim.federates.auction.settlement import net_masked_amounts
 
 OBFUSCATORS_PER_MEMBER = 5  # 2 bid curves; settlement: b(MCP), s(MCP) and one mask
 
@@ -111,10 +111,12 @@ def run(n: int, levels: int, key_bits: int, clusters: int, naive_sample: int, ph
         supply += layout.unpack(pair.private.raw_decrypt(agg.sell)).astype(float) / QTY_SCALE
     result = clear(prices, demand, supply)
     level = max(result.level, 0)
-    for b in bids:
-        net_masked_amount(pair.public, enc.encrypt(int(encode_qty(b.buy[level]))),
-                          enc.encrypt(int(encode_qty(b.sell[level]))), result.mcp or 0.0,
-                          result.bcf, result.scf, enc.encrypt(secrets.randbelow(pair.public.n)))
+    entries = [(enc.encrypt(int(encode_qty(b.buy[level]))),
+                enc.encrypt(int(encode_qty(b.sell[level]))),
+                enc.encrypt(secrets.randbelow(pair.public.n))) for b in bids]
+    for c in range(clusters):  # each CC: its members' net amounts
+        net_masked_amounts(pair.public, entries[c * size:(c + 1) * size], result.mcp or 0.0,
+                           result.bcf, result.scf)
     online, online_cpu = time.perf_counter() - start, time.process_time() - cpu
 
     sample = bids[:naive_sample]
