@@ -3,11 +3,11 @@
 - `aggregate` (sub-step 3): from the cluster's own CC, once per window, under the window's key,
   over k_min..max_cluster members; the plaintext must be a sum of that many valid packed curves
   (`SlotLayout.check_sum`).
-- `cleared_sum` (sub-step 9): the same envelope checks, over exactly the aggregate's members. It is
-  never decrypted to a value: the KG decrypts (Enc(reported) ⊖ Enc(slot))^r for a random r, which
-  is 0 if the PTs reported the aggregate's slot at the cleared level and a uniformly random
-  number otherwise. A CC that passes off one member's ciphertext as its check sum learns
-  nothing, and the KG learns one bit (equal or not).
+- `cleared_sum` (sub-step 9): the same envelope checks, over exactly the aggregate's members. The
+  KG decrypts (Enc(reported) ⊖ Enc(slot))^r for a random r, which is 0 if the PTs reported the
+  aggregate's slot at the cleared level and a random-looking number otherwise, and keeps only
+  that bit. A CC that passes off one member's ciphertext as its check sum learns nothing. The
+  KG drew r itself, so this hides nothing from a curious KG (docs/privacy.md).
 - `cycle_sums` (the closing window): per member and key, from the member's CC, each key of the
   cycle's settled windows at most once; the bill must lie within `bill_bound_units`, which masks
   that do not cancel (missing or forged sums) miss with probability ~ bound/𝒩.
@@ -179,8 +179,9 @@ class Decryptor:
 
 
 def equal_blinded(pair: KeyPair, ciphertext: int, expected: int) -> bool:
-    """Whether Dec(ciphertext) == expected, learning nothing else: decrypt
-    (Enc(m) · Enc(−expected))^r = Enc(r·(m − expected)), 0 iff equal, else uniform (r random)."""
+    """Whether Dec(ciphertext) == expected, keeping nothing else: decrypt
+    (Enc(m) · Enc(−expected))^r = Enc(r·(m − expected)), 0 iff equal, else uniform (r random).
+    The caller knows r, so it could divide it out: no blinding against the KG itself."""
     n, n2 = gmpy2.mpz(pair.public.n), gmpy2.mpz(pair.public.nsquare)
     minus_expected = (1 + (-expected % n) * n) % n2  # Enc(−expected) with obfuscator 1
     r = gmpy2.mpz(secrets.randbelow(int(n) - 1) + 1)
