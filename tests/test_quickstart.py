@@ -65,7 +65,8 @@ def test_quickstart_runs_from_a_plain_install_in_another_folder(installed, tmp_p
     per_phase = df[(df.federate == "prosumers") & (df.quantity == "p_kw")]
     assert per_phase.groupby("window")["value"].sum().to_numpy() == pytest.approx(
         net.set_index("window")["value"].sort_index().to_numpy())
-    for name in ("summary.csv", "summary.md", "prosumers_net_kw.png", "report.md"):
+    # report.html needs the installed package's templates (package data)
+    for name in ("summary.csv", "summary.md", "prosumers_net_kw.png", "report.md", "report.html"):
         assert (run_dir / "analysis" / name).stat().st_size > 0, name
     # batched approval decides exactly as one query per transaction did (tests/data/reference_*)
     assert_same_results(run_dir, "quickstart")
