@@ -398,16 +398,24 @@ def test_every_slot_the_mo_and_dso_see_is_a_sum_of_k_min_plaintext_bids_or_zero(
     """Claim: MO and DSO see aggregate curves with thin slots zeroed, nothing individual. Attack:
     rebuild every member's bid from its plaintext position with the PT's own bid function, and
     check each (window, cluster, side, level) slot the MO logged and the DSO received. Congested
-    ch6, 3 windows: c_up's sell side in window 0 has one seller (10 slots)."""
+    ch6, 3 windows, with bus r18 as a cluster c_tiny of exactly k_min = 3 households: c_up's sell
+    side in window 0 has one seller (10 thin slots)."""
     df = run(run_dir, 3, 3, 2, "--set", "auction.audit_messages=true",
-             "--set", "prosumers.log_members=true")
+             "--set", "prosumers.log_members=true",
+             "--set", "auction.clusters.c_end=[r8, r9, r10, r17]",
+             "--set", "auction.clusters.c_tiny=[r18]")
     section = yaml.safe_load((run_dir / "scenario.yaml").read_text())["auction"]
     config = AuctionConfig.model_validate({k: v for k, v in section.items()
                                            if k in AuctionConfig.model_fields})
     pt = SimpleNamespace(config=config)
     positions = df[(df.federate == "prosumers") & (df.quantity == "e_kwh")]
-    # ch6: group `up` lives on c_up's buses, `mid` on c_mid's, `end` on c_end's
-    positions = positions.assign(cluster="c_" + positions.entity.str.extract(r"^([a-z]+)")[0])
+    # each member's cluster: the CC its PT sent the member's bid to
+    cluster_of = {(m["window"], b["prosumer"]): peer.removeprefix("cc_")
+                  for d, peer, m in messages(run_dir, "pt") if d == "out" and m["type"] == "bids"
+                  for b in m["bids"]}
+    positions = positions.assign(cluster=[cluster_of[(w, p)] for w, p in
+                                          zip(positions.window, positions.entity, strict=True)])
+    assert positions[positions.window == 0].cluster.value_counts()["c_tiny"] == 3  # = k_min
     mo = df[(df.federate == "mo") & df.quantity.str.startswith("aggregate_")]
     logged = {(r.window, r.entity, r.quantity): r.value for r in mo.itertuples()}
     dso_in = {m["window"]: m["curves"] for d, _, m in messages(run_dir, "dso")
@@ -434,9 +442,8 @@ def test_every_slot_the_mo_and_dso_see_is_a_sum_of_k_min_plaintext_bids_or_zero(
                                  & (seen[:-1] > 0) & (seen[1:] > 0)).sum())
     assert suppressed == 10 and visible > 50 and differencing == 0
     # what CC, MO and DSO log: counts, public results, aggregates and flows, nothing per member
-    quantities = {f: set(df[df.federate == f].quantity) for f in ("cc_c_up", "mo", "dso")}
-    assert quantities["cc_c_up"] <= {"bids_aggregated", "bid_rejected", "refused",
-                                     "cycle_sums_sent"}
+    quantities = {f: set(df[df.federate == f].quantity) for f in ("cc_c_tiny", "mo", "dso")}
+    assert quantities["cc_c_tiny"] == {"bids_aggregated", "cycle_sums_sent"}
     assert {re.sub(r"_\d+$", "", q) for q in quantities["mo"]} <= {
         "joint_mcp", "mcv_kwh", "aggregate_buy", "aggregate_sell", "mcp", "bcf", "scf", "bcfl",
         "area", "protocol_violation"}
@@ -447,14 +454,14 @@ def test_every_slot_the_mo_and_dso_see_is_a_sum_of_k_min_plaintext_bids_or_zero(
     records = set(df[(df.federate == "pt") & df.quantity.isin(["bill", "own_record"])].value)
     records -= {0.0}
     assert len(records) > 30
-    observers = ["cc_c_up", "cc_c_mid", "cc_c_end", "mo", "dso"]
+    observers = ["cc_c_up", "cc_c_mid", "cc_c_end", "cc_c_tiny", "mo", "dso"]
     leaked = {role: set(numbers([m for _, _, m in messages(run_dir, role)])) & records
               for role in observers}
     assert leaked == dict.fromkeys(observers, set())
     assert not set(df[df.federate.isin(observers)].value) & records
     # every number a CC receives from or sends about a member is a ciphertext: no field of a
     # bid or settlement entry is a small integer
-    small = [(kind, k) for d, _, m in messages(run_dir, "cc_c_up")
+    small = [(kind, k) for d, _, m in messages(run_dir, "cc_c_tiny")
              for kind, entries in (("bids", m.get("bids", [])), ("settle", m.get("entries", [])))
              for e in entries for k, v in e.items()
              if k not in ("prosumer", "key_id") and int(v) < 2**256]
