@@ -32,8 +32,11 @@ from lemcosim.federates.auction.pt import ProsumerTerminals
 from lemcosim.federates.auction.role import parse_int, sender_of
 from lemcosim.federates.auction.settlement import (
     CycleMasks,
+    amount_factor,
     bill_bound_units,
+    checked_net_amounts,
     net_masked_amount,
+    net_masked_amounts,
     net_units,
 )
 
@@ -276,6 +279,28 @@ def test_malformed_cycle_sums_are_violations_naming_the_sender_not_a_crash(pairs
     assert bills == {"p": sum(amounts)} and refused == {}
     assert [v.sender for v in violations] == ["cc_y"]
     assert "no {prosumer, key_id, net} entry" in str(violations[0])
+
+
+@pytest.mark.parametrize("bad_s", ["0", "N", "a multiple of p"])
+def test_one_terminals_bad_settlement_entry_does_not_end_the_cluster_settlement(pairs, bad_s):
+    """The CC checks bids but not settlement entries, and settles a window's entries with one
+    modular inversion of all the Enc(s): one Enc(s) that is no unit mod 𝒩² (a terminal sending
+    "0") raised ZeroDivisionError in the CC and ended the run. Now that entry alone is left out
+    (its member's cycle sum then does not add up: no bill), and every other member's 𝔄 is the
+    one it would have been."""
+    pk, private = pairs[0].public, pairs[0].private
+    enc = Encryptor(pk)
+    s_value = {"0": 0, "N": pk.n, "a multiple of p": private.p * 7}[bad_s]
+    entries = [(enc.encrypt(2500), enc.encrypt(0), enc.encrypt(11)),
+               (enc.encrypt(1000), s_value, enc.encrypt(12)),
+               (enc.encrypt(0), enc.encrypt(7250), enc.encrypt(13))]
+    with pytest.raises(ZeroDivisionError):  # what the CC ran before
+        net_masked_amounts(pk, entries, 0.3, 0.98, 0.5)
+    nets = checked_net_amounts(pk, entries, 0.3, 0.98, 0.5)
+    assert nets[1] is None
+    f_buy, f_sell = amount_factor(0.3, 0.98), amount_factor(0.3, 0.5)
+    assert [private.raw_decrypt(c) for c in (nets[0], nets[2])] == [
+        2500 * f_buy + 11, (-7250 * f_sell + 13) % pk.n]
 
 
 def test_long_prosumer_ids_each_get_their_own_exact_bill(pairs):

@@ -11,7 +11,7 @@ from lemcosim.federates.auction.bids import EncryptedBid
 from lemcosim.federates.auction.codec import CodecError
 from lemcosim.federates.auction.keys import add, to_text
 from lemcosim.federates.auction.role import Role, majority, parse_int, public_key
-from lemcosim.federates.auction.settlement import net_masked_amounts
+from lemcosim.federates.auction.settlement import checked_net_amounts
 from lemcosim.federates.common.app import FederateContext, FederateSettings
 
 
@@ -75,8 +75,12 @@ class ClusterCoordinator(Role):
                 settle[entry["key_id"]].append((entry["prosumer"], b, s, m))
         for key_id, items in settle.items():
             public = self.keys[key_id]
-            nets = net_masked_amounts(public, [item[1:] for item in items], mcp, bcfl, scf)
+            nets = checked_net_amounts(public, [item[1:] for item in items], mcp, bcfl, scf)
             for (prosumer, *_), net in zip(items, nets, strict=True):
+                if net is None:  # one terminal's bad entry: its member gets no bill, the rest do
+                    self.log(ctx, window, self.cluster, "settle_rejected", f"prosumer {prosumer}: "
+                             "Enc(s) is no unit modulo 𝒩²; its cycle sum will not add up")
+                    continue
                 key = (prosumer, key_id)
                 self.sums[key] = add(public, self.sums[key], net) if key in self.sums else net
         if cleared.get("level", -1) >= 0 and check_key is not None:

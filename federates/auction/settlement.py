@@ -63,6 +63,18 @@ def net_masked_amounts(public: paillier.PaillierPublicKey, entries: list[tuple[i
             for (b, _, m), s_inv in zip(entries, inverses, strict=True)]
 
 
+def checked_net_amounts(public: paillier.PaillierPublicKey, entries: list[tuple[int, int, int]],
+                        price: float, bcfl: float, scf: float) -> list[int | None]:
+    """`net_masked_amounts`, but an entry whose Enc(s) is no unit modulo 𝒩² (a faulty terminal's
+    "0", say) gets None instead of leaving the whole batch without an inverse."""
+    try:
+        return net_masked_amounts(public, entries, price, bcfl, scf)
+    except ZeroDivisionError:
+        n = gmpy2.mpz(public.n)
+        return [net_masked_amounts(public, [e], price, bcfl, scf)[0]
+                if gmpy2.gcd(gmpy2.mpz(e[1]), n) == 1 else None for e in entries]
+
+
 def net_units(buy_kwh: float, sell_kwh: float, price: float, bcfl: float, scf: float) -> int:
     """The same net amount in plaintext fixed point (the PT's own record and its masks)."""
     return (int(encode_qty(buy_kwh)) * amount_factor(price, bcfl)
