@@ -326,6 +326,9 @@ def _timed_out(comp, scenario, children, elapsed: float) -> RunOutcome:
         elif beat.requesting:
             waiting.append(f"{c.name} (requests t = {beat.requested_s:g} s since "
                            f"{now - beat.wall_s:.0f} s; {where})")
+        elif beat.pacing:
+            waiting.append(f"{c.name} (waits for its readers before it requests t = "
+                           f"{beat.requested_s:g} s, since {now - beat.wall_s:.0f} s; {where})")
         else:
             stalled.append(f"{c.name} hangs: {where}, and {now - beat.wall_s:.0f} s later it "
                            "has not asked for the next time")

@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# sequence number, state (0 granted: computing, 1 requesting: waiting), granted time, requested
-# time, wall-clock time of the last change
+# sequence number, state (0 granted: computing, 1 requesting: waiting for a grant, 2 pacing:
+# waiting for its readers before it requests), granted time, requested time, wall-clock time of
+# the last change
 _LAYOUT = struct.Struct("<Qqddd")
-GRANTED, REQUESTING = 0, 1
+GRANTED, REQUESTING, PACING = 0, 1, 2
 
 
 class Heartbeat:
@@ -37,6 +38,11 @@ class Heartbeat:
         self._requested_s = target_s
         self._write(REQUESTING)
 
+    def pacing(self, target_s: float) -> None:
+        """Waiting for the federates that read it to catch up before requesting `target_s`."""
+        self._requested_s = target_s
+        self._write(PACING)
+
     def granted(self, time_s: float) -> None:
         self._granted_s = time_s
         self._write(GRANTED)
@@ -53,6 +59,7 @@ class Beat:
 
     seq: int
     requesting: bool
+    pacing: bool
     granted_s: float
     requested_s: float
     wall_s: float
@@ -69,4 +76,4 @@ def read_beat(path: Path) -> Beat | None:
     seq, state, granted_s, requested_s, wall_s = _LAYOUT.unpack_from(data)
     if seq == 0:
         return None
-    return Beat(seq, state == REQUESTING, granted_s, requested_s, wall_s)
+    return Beat(seq, state == REQUESTING, state == PACING, granted_s, requested_s, wall_s)
