@@ -272,11 +272,13 @@ def main() -> None:
             print(f"    pure-model floor:        {floor:6.2f} s  (same run, one process, CPU "
                   f"{floor_cpu:.2f} s); federation/floor {fed['online'] / floor:5.1f}x wall, "
                   f"{fed['cpu_online'] / floor_cpu:5.1f}x CPU")
-            print(f"    obfuscator wait:         {fed['wait']:6.2f} s  (worst measured window: "
-                  "time a PT waited for the background obfuscators)")
+            print(f"    obfuscator wait:         {fed['wait']:6.2f} s  (worst measured window, PTs "
+                  "summed: time at the window's start spent waiting for workers or computing the "
+                  "chunks they had not started — offline work on the critical path)")
             print(f"    first window:            {fed['first']:6.2f} s  (keys and that window's "
                   f"obfuscators on the critical path); whole run {fed['total']:.1f} s")
-            print(f"    CPU per window:          {fed['cpu_online']:6.2f} s  (broker and federates; "
+            print(f"    CPU per window:          {fed['cpu_online']:6.2f} s  (broker and federates, "
+                  "incl. obfuscators a PT computed itself; "
                   f"÷ {os.cpu_count()} cores = {fed['cpu_online'] / os.cpu_count():.2f} s, the "
                   "online window's lower bound on dedicated cores) + "
                   f"{fed['cpu_workers']:.2f} s in obfuscator workers")
