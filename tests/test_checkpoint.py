@@ -45,3 +45,30 @@ def test_missing_and_broken_checkpoints_are_named(tmp_path):
         checkpoint.load(tmp_path, "grid", 0)
     with pytest.raises(LemcosimError, match="no checkpoint of window 3"):
         checkpoint.load(tmp_path, "grid", 3)
+
+
+def test_a_resumed_log_keeps_only_the_rows_before_the_boundary(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lemcosim.federates.common.logschema import live_files, live_journals
+    from lemcosim.federates.common.tidylog import TidyLog
+
+    log = TidyLog(tmp_path, "amm", flush_every_windows=2)
+    for w in range(7):  # windows 0-5 in three parts, window 6 journalled
+        log.record(10.0 * w, w, "pool", "rho", float(w))
+        log.end_window(w)
+    log.record(70.0, 7, "pool", "rho", 7.0)  # killed during window 7: no close
+    log.flush()
+    assert live_journals(tmp_path / "amm")
+
+    resumed = TidyLog(tmp_path, "amm", flush_every_windows=2)
+    resumed.truncate_at(45.0)  # resume after window 4 (window 5 starts at 50 s)
+    assert not live_journals(tmp_path / "amm") and len(live_files(tmp_path / "amm")) == 1
+    for w in (5, 6):
+        resumed.record(10.0 * w, w, "pool", "rho", 100.0 + w)
+        resumed.end_window(w)
+    resumed.close()
+    rows = pa.concat_tables(pq.read_table(p) for p in live_files(tmp_path / "amm"))
+    assert rows["window"].to_pylist() == [0, 1, 2, 3, 4, 5, 6]
+    assert rows["value"].to_pylist() == [0.0, 1.0, 2.0, 3.0, 4.0, 105.0, 106.0]

@@ -156,21 +156,26 @@ class TidyLog:
     def truncate_at(self, time_s: float) -> None:
         """Keep only the rows logged before `time_s` (a resumed run goes on from there; by time,
         not window label, because a federate may log a window's summary in the next one): every
-        file of the log is rewritten as one segment covering all batch numbers used so far,
-        which supersedes them at once; the files it replaces are removed after."""
+        file of the log is rewritten, one file at a time (memory stays bounded over a year), into
+        one segment covering all batch numbers used so far, which supersedes them at once; the
+        files it replaces are removed after."""
         last = max_seq(self.path)
         if last < 0:
             return
-        old = [*live_files(self.path), *live_journals(self.path)]
-        tables = [pq.read_table(p, schema=SCHEMA) for p in live_files(self.path)]
-        journalled = [b for p in live_journals(self.path) for b in read_journal(p)]
-        if journalled:
-            tables.append(pa.Table.from_batches(journalled, schema=SCHEMA))
-        table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-        table = table.filter(pc.less(table["time_s"], time_s))
+        files, journals = live_files(self.path), live_journals(self.path)
         keep = self.path / segment_name(0, last)
-        _write_atomically(table, keep)
-        for path in old:
+        tmp = keep.with_suffix(".tmp")
+        with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
+            for path in files:
+                for group in range(pq.ParquetFile(path).num_row_groups):
+                    table = pq.ParquetFile(path).read_row_group(group)
+                    writer.write_table(table.filter(pc.less(table["time_s"], time_s)))
+            for path in journals:
+                for batch in read_journal(path):
+                    writer.write_table(pa.Table.from_batches([batch], schema=SCHEMA).filter(
+                        pc.less(batch["time_s"], time_s)))
+        os.replace(tmp, keep)
+        for path in (*files, *journals):
             if path != keep:
                 path.unlink(missing_ok=True)
         self._seq = last + 1
