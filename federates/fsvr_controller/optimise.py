@@ -42,6 +42,11 @@ from lemcosim.federates.grid.vuf import vuf_pct
 ObjectiveKind = Literal["loss", "vuf", "weighted"]
 PENALTY_PER_PU = 1000.0
 INFEASIBLE = 1e6  # merit offset of an infeasible setting: behind every feasible objective value
+# merit per unit of Σ|α| of a nine-level FSVR: among settings that do the same, the smallest wins —
+# not a row (0.1, 0.1, 0.1), which adds only the input's near-zero zero-sequence voltage. Continuous
+# spaces get none, so that a search started at another device's optimum never ends worse in its
+# objective (UPFC ≥ FSVR ≥ SVR by construction)
+TIE_BREAK = 1e-4
 BAND = ("v_min", "v_max")
 ALL_LIMITS = ("v_min", "v_max", "vuf_max", "loading_max")
 
@@ -224,6 +229,10 @@ class Space:
     def neutral(self) -> np.ndarray:
         return np.zeros(self.size)
 
+    def tie_break(self, x: np.ndarray) -> float:
+        """TIE_BREAK·Σ|α| for the nine-level FSVR, else 0 (see TIE_BREAK)."""
+        return TIE_BREAK * float(np.abs(x).sum()) if self.kind == "fsvr" and not self.continuous else 0.0
+
 
 @dataclass
 class Result:
@@ -267,7 +276,7 @@ class Evaluator:
         if key not in self._cache:
             summary = self.solver(self.space.setting(x), self.load_mult)
             self.flows += 1
-            value = self.objective.value(summary)
+            value = self.objective.value(summary) + self.space.tie_break(x)
             self._cache[key] = value
             self._summaries[key] = summary
             if self.best is None or value < self.best[0]:
@@ -358,9 +367,10 @@ def coordinate_search(evaluate: Evaluator, start: np.ndarray | None = None,
 class _LinearModel:
     """Bus·phase phasors and losses as linear functions of the device variables, around x0."""
 
-    def __init__(self, objective: Objective, base: Summary, jac: np.ndarray, grad: np.ndarray,
-                 x0: np.ndarray) -> None:
-        self.objective, self.base, self.jac, self.grad, self.x0 = objective, base, jac, grad, x0
+    def __init__(self, objective: Objective, space: Space, base: Summary, jac: np.ndarray,
+                 grad: np.ndarray, x0: np.ndarray) -> None:
+        self.objective, self.space, self.base = objective, space, base
+        self.jac, self.grad, self.x0 = jac, grad, x0
         by_bus: dict[str, dict[str, int]] = {}
         for i, name in enumerate(base.node_names):
             bus, _, phase = name.rpartition(".")
@@ -387,7 +397,8 @@ class _LinearModel:
                 "weighted": o.w_loss_per_kw * loss + o.w_vuf_per_pct * vuf_obj}[o.kind]
         if "vuf_max" in o.limits and self.base.vuf_limit_pct is not None and vuf.shape[1]:
             largest = np.maximum(largest, (vuf.max(axis=1) - self.base.vuf_limit_pct) / 100.0)
-        return np.where(largest > 1e-9, infeasible_merit(largest, below.sum(1) + above.sum(1)), base)
+        return (np.where(largest > 1e-9, infeasible_merit(largest, below.sum(1) + above.sum(1)), base)
+                + np.array([self.space.tie_break(x) for x in xs]))
 
 
 def sensitivity_search(evaluate: Evaluator, start: np.ndarray | None = None,
@@ -459,7 +470,7 @@ def _linearise(evaluate: Evaluator, x: np.ndarray) -> _LinearModel | None:
             return None
         jac[:, i] = (other.phasors - base.phasors) / (trial[i] - x[i])
         grad[i] = (other.losses_kw - base.losses_kw) / (trial[i] - x[i])
-    return _LinearModel(evaluate.objective, base, jac, grad, x)
+    return _LinearModel(evaluate.objective, space, base, jac, grad, x)
 
 
 def _starts(evaluate: Evaluator, given: Sequence[np.ndarray | None]) -> list[np.ndarray]:
