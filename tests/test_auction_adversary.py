@@ -513,3 +513,18 @@ def test_bills_over_two_full_cycles_and_a_one_window_remainder_equal_own_records
     partial = df[(df.federate == "kg") & (df.quantity == "partial_cycle")]
     assert list(partial.window) == [4]
     assert partial.text.iloc[0].startswith("the run ends after 1 of cycle 2's 2 windows")
+
+
+@pytest.mark.federation
+def test_large_bills_are_compared_exactly(run_dir):
+    """The KG sent bills as floats in M, and the PT compared round(bill·10¹¹) with its integer
+    record: above 2⁵³ units (about 90,000 M) that misreads most bills by a unit (measured: 16 % of
+    bills between 10⁴ and 10⁵ M, 86 % between 10⁵ and 10⁶ M), each then logged `bill_disputed`.
+    With retail at 300,000 M/kWh, c_up (which clears at the top level) gets such bills; the KG
+    now sends integer units and every bill matches its record without a dispute."""
+    df = run(run_dir, 2, 2, 1, "--set", "auction.retail=300000")
+    pt = df[df.federate == "pt"].pivot_table(index="entity", columns="quantity", values="value",
+                                             aggfunc="first")
+    assert (pt["bill"].abs() > 1e5).sum() >= 10
+    assert (pt["bill"] == pt["own_record"]).all()
+    assert not df.quantity.isin(["bill_disputed", "bill_refused"]).any()

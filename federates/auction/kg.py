@@ -8,7 +8,7 @@ from lemcosim.federates.auction.codec import QTY_SCALE
 from lemcosim.federates.auction.decryption import SIDES, Aggregate, Decryptor, ProtocolViolation
 from lemcosim.federates.auction.keys import generate_key_set, key_schedule
 from lemcosim.federates.auction.role import Role
-from lemcosim.federates.auction.settlement import UNITS_PER_M, bill_bound_units
+from lemcosim.federates.auction.settlement import bill_bound_units
 from lemcosim.federates.common.app import FederateContext, FederateSettings
 
 
@@ -112,6 +112,8 @@ class KeyGenerator(Role):
                      f"the run ends after {settled} of cycle {cycle}'s {self.config.cycle_windows} "
                      f"windows: the bills settle those {settled} windows")
         self.send(ctx, "pt", {"type": "bills", "cycle": cycle, "windows": settled,
-                              "bills": {p: units / UNITS_PER_M for p, units in bills.items()},
+                              # integer units (1e-11 M), exact: a float in M misreads one bill
+                              # in six between 10⁴ and 10⁵ M by a unit
+                              "bills": bills,
                               "refused": refused})
         self.log(ctx, window, "bills", "sent", float(len(bills)), "count")

@@ -155,12 +155,12 @@ class ProsumerTerminals(Role):
         if prosumer in message["refused"]:
             self.log(ctx, window, prosumer, "bill_refused", message["refused"][prosumer])
             return
-        bill = message["bills"].get(prosumer)
+        bill = message["bills"].get(prosumer)  # integer units, compared exactly
         if bill is None:
             self.log(ctx, window, prosumer, "bill_refused", "the KG sent no bill")
             return
-        self.log(ctx, window, prosumer, "bill", bill, "M")
-        if round(bill * UNITS_PER_M) != own:
+        self.log(ctx, window, prosumer, "bill", bill / UNITS_PER_M, "M")
+        if bill != own:
             self.log(ctx, window, prosumer, "bill_disputed", "the bill differs from own record")
 
     def _faulty(self, message: dict) -> dict:
