@@ -28,7 +28,9 @@ from lemcosim.federates.common.clock import MARKET_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.population import merge_positions
 
-_MIN_BATCH, _MAX_BATCH = 16, 4096
+# intents per batch: a small market sends all its transactions at once (the grid stops at the
+# first refusal; what it did not evaluate costs only bytes), a large one adapts to its refusals
+_MIN_BATCH, _MAX_BATCH = 256, 4096
 _TX_NUMBERS = ("e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh", "price_after",
                "utility_kwh")
 _UNITS = {"e_kwh": "kWh", "m": "M", "rho": "M/kWh", "rho_eff": "M/kWh", "rho_es": "M/kWh",
