@@ -24,6 +24,7 @@ from helpers import assert_no_process_left, lemcosim
 from lemcosim.analysis import load_run
 from lemcosim.federates.auction.aggregate import aggregate
 from lemcosim.federates.auction.bids import Bid, EncryptedBid, encrypt_bid
+from lemcosim.federates.auction.cc import entries, received_bids
 from lemcosim.federates.auction.codec import SlotLayout, encode_qty
 from lemcosim.federates.auction.config import AuctionConfig, RoleNameError, check_cluster_names
 from lemcosim.federates.auction.decryption import Decryptor, ProtocolViolation
@@ -301,6 +302,24 @@ def test_one_terminals_bad_settlement_entry_does_not_end_the_cluster_settlement(
     f_buy, f_sell = amount_factor(0.3, 0.98), amount_factor(0.3, 0.5)
     assert [private.raw_decrypt(c) for c in (nets[0], nets[2])] == [
         2500 * f_buy + 11, (-7250 * f_sell + 13) % pk.n]
+
+
+def test_structurally_malformed_bids_are_rejected_by_name_not_a_crash(pairs):
+    """Claim: bad ciphertexts are named errors and the rest of the window clears. The CC read
+    b["prosumer"], b["buy"], … and m["bids"] directly: a terminal's bid missing a field, or a
+    message whose bids are no list, raised KeyError/TypeError and ended the run. Now a missing
+    field is no ciphertext, rejected naming the prosumer, and what is no object is skipped."""
+    kid = pairs[0].fingerprint
+    enc = Encryptor(pairs[0].public)
+    good = [encrypt_bid(Bid(p, np.ones(4), np.zeros(4)), LAYOUT, enc).message() for p in "abc"]
+    messages = [{"type": "bids", "bids": [*good, {"prosumer": "d", "key_id": kid}, "junk", 7]},
+                {"type": "bids", "bids": None}, {"type": "bids"}]
+    agg = aggregate("x", received_bids(messages), pairs[0].public, LAYOUT, k_min=3)
+    assert agg.members == ["a", "b", "c"]
+    assert [p for p, _ in agg.rejected] == ["d"]
+    assert agg.rejected[0][1].startswith("prosumer d buy: malformed ciphertext")
+    assert entries([{"entries": [{"b": "1"}, None, [2]]}, {"entries": "x"}], "entries") == [
+        {"b": "1"}]
 
 
 def test_long_prosumer_ids_each_get_their_own_exact_bill(pairs):

@@ -32,8 +32,7 @@ class ClusterCoordinator(Role):
         self.aggregated: set[str] = set()
         for message in self.take("keys"):
             self.keys = {k["id"]: public_key(k["n"]) for k in message["keys"]}
-        bids = [EncryptedBid(b["prosumer"], b["key_id"], parse_int(b["buy"]), parse_int(b["sell"]))
-                for m in self.take("bids") for b in m["bids"]]
+        bids = received_bids(self.take("bids"))
         key_id = majority([b.key_id for b in bids])
         if key_id in self.keys:
             try:
@@ -64,15 +63,15 @@ class ClusterCoordinator(Role):
         checked: dict[str, list[int]] = {}  # for KG's consistency check: Σ b, Σ s of members
         check_key = None
         settle: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)  # key id → entries
-        for message in self.take("settle"):
-            for entry in message["entries"]:
-                if entry["key_id"] not in self.keys:
-                    continue
-                b, s, m = (parse_int(entry[q]) for q in ("b", "s", "m"))
-                if entry["prosumer"] in self.aggregated:
-                    check_key = entry["key_id"]
-                    checked[entry["prosumer"]] = [b, s]
-                settle[entry["key_id"]].append((entry["prosumer"], b, s, m))
+        for entry in entries(self.take("settle"), "entries"):
+            key_id, prosumer = str(entry.get("key_id")), str(entry.get("prosumer"))
+            if key_id not in self.keys:
+                continue
+            b, s, m = (parse_int(entry.get(q)) for q in ("b", "s", "m"))
+            if prosumer in self.aggregated:
+                check_key = key_id
+                checked[prosumer] = [b, s]
+            settle[key_id].append((prosumer, b, s, m))
         for key_id, items in settle.items():
             public = self.keys[key_id]
             nets = checked_net_amounts(public, [item[1:] for item in items], mcp, bcfl, scf)
@@ -102,3 +101,17 @@ class ClusterCoordinator(Role):
             self.send(ctx, "kg", {"type": "cycle_sums", "cluster": self.cluster, "sums": sums})
             self.log(ctx, window, self.cluster, "cycle_sums_sent", float(len(sums)), "count")
             self.sums = {}
+
+
+def entries(messages: list[dict], field: str) -> list[dict]:
+    """The entries of terminals' messages that are JSON objects. A malformed one must not end the
+    CC: its missing fields parse as no ciphertext, which is rejected naming the prosumer."""
+    return [e for m in messages if isinstance(m.get(field), list) for e in m[field]
+            if isinstance(e, dict)]
+
+
+def received_bids(messages: list[dict]) -> list[EncryptedBid]:
+    """The bids of terminals' `bids` messages; a missing field is no ciphertext, which
+    `aggregate` rejects naming the prosumer."""
+    return [EncryptedBid(str(b.get("prosumer")), str(b.get("key_id")), parse_int(b.get("buy")),
+                         parse_int(b.get("sell"))) for b in entries(messages, "bids")]
