@@ -265,6 +265,8 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
             model.restore_state(saved["model"])
             ctx.restored_inputs = saved["inputs"]
             first = resume_after + 1
+            if pace is not None:
+                pace.first_window = first
         log.flush()
         interrupt = _interrupt_handler(model) if model.interruptible else None
         profile = bool(os.environ.get("LEMCOSIM_PROFILE"))
@@ -348,6 +350,7 @@ class _Pace:
 
     def __init__(self, h: Any, fed: Any, name: str, clock: WindowClock) -> None:
         self._h, self._fed, self._clock = h, fed, clock
+        self.first_window = 0  # the window a (resumed) run starts at
         self._query = h.helicsCreateQuery("root", "global_time")
         query = h.helicsCreateQuery(name, "dependents")
         try:
@@ -364,7 +367,7 @@ class _Pace:
         return pace if pace._ids else None
 
     def wait_for(self, window: int, stats: defaultdict[str, float]) -> None:
-        if window < self._LAG_WINDOWS:
+        if window < self.first_window + self._LAG_WINDOWS:  # its dependents start there too
             return
         floor = self._clock.time_of(window - self._LAG_WINDOWS) - _TIME_EPS_S
         started, sleep = time.perf_counter(), 5e-4
