@@ -72,3 +72,22 @@ def test_a_resumed_log_keeps_only_the_rows_before_the_boundary(tmp_path):
     rows = pa.concat_tables(pq.read_table(p) for p in live_files(tmp_path / "amm"))
     assert rows["window"].to_pylist() == [0, 1, 2, 3, 4, 5, 6]
     assert rows["value"].to_pylist() == [0.0, 1.0, 2.0, 3.0, 4.0, 105.0, 106.0]
+
+
+def test_a_year_population_checkpoints_and_continues_the_same_stream():
+    """pvlib and demandlib year generators and the random streams survive a pickle."""
+    import pickle
+
+    from lemcosim.federates.prosumers.config import PopulationConfig
+    from lemcosim.federates.prosumers.population import Population
+    from lemcosim.runner.validate import load_scenario
+
+    scenario, _ = load_scenario("year_ieee13")
+    config = PopulationConfig.model_validate(scenario.prosumers.model_dump(
+        mode="json", exclude={"enabled", "external", "split"}))
+    population = Population.from_config(config, 900.0, scenario.time.start)
+    for w in range(3):
+        population.step(w)
+    copy = pickle.loads(pickle.dumps(population))
+    for w in (3, 4, 700):  # 700: a week later, past the resampled block the copy holds
+        assert np.array_equal(population.step(w).net_kw, copy.step(w).net_kw)

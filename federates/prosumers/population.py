@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,16 @@ class _Dated:
                            np.vstack([p.values for p in parts]), parts[0].columns)
 
 
+# year generators as module-level functions (bound with partial): a population's state must
+# pickle for the window checkpoints of `lemcosim run --resume`, and lambdas do not
+def _bdew_year(holidays: str | None, year: int) -> DatedSeries:
+    return load_year(year, holidays)
+
+
+def _pv_year(pairs: np.ndarray, weather: Weather, step_s: float, year: int) -> DatedSeries:
+    return pv_year(year, pairs, weather, step_s)
+
+
 class _Sources:
     """The profile sources members use, evaluated once per window for all members at once."""
 
@@ -248,15 +259,14 @@ class _Sources:
                 raise LemcosimError(f"{ref!r} generates {GENERATORS[ref]}: it cannot be a "
                                     f"{kind}_profile")
             if is_bdew(ref):
-                source = _Dated(calendar, make_year=lambda y: load_year(y, calendar.holidays))
+                source = _Dated(calendar, make_year=partial(_bdew_year, calendar.holidays))
                 column = load_year(calendar.start.year, calendar.holidays).columns.index(ref)
                 self.groups.append(("dated", source, members, np.full(len(members), column)))
             elif ref == "pvlib":
                 unique, column = orientations
                 pairs, local = np.unique(unique[column[members]], axis=0, return_inverse=True)
                 step = calendar.dt_s if calendar.dt_s < 900 and 3600 % calendar.dt_s == 0 else 900
-                source = _Dated(calendar, make_year=lambda y, p=pairs, s=step: pv_year(
-                    y, p, calendar.weather, s))
+                source = _Dated(calendar, make_year=partial(_pv_year, pairs, calendar.weather, step))
                 self.groups.append(("dated", source, members, local.ravel()))
             elif isinstance(resolved := resolve_profile(ref), Path):
                 table = load_table(resolved)
