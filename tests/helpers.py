@@ -17,9 +17,22 @@ SCRIPTED = TESTS / "federates" / "scripted_federate.py"
 
 
 def lemcosim(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    """`lemcosim ARGS` as a separate process, bounded by `timeout`."""
-    return subprocess.run([sys.executable, "-m", "lemcosim.runner.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    """`lemcosim ARGS` as a separate process, bounded by `timeout`. A run still going then is
+    sent SIGTERM first, so that the runner stops its federation (no process left behind), and
+    the test fails with subprocess.TimeoutExpired."""
+    proc = subprocess.Popen([sys.executable, "-m", "lemcosim.runner.cli", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def alive(pid: int) -> bool:
