@@ -66,6 +66,22 @@ def write_scenario(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Pa
     return path
 
 
+def counter_scenario(tmp_path: Path, windows: int, *options: str, external: bool = False) -> Path:
+    """A scripted counter federate (tests/federates/scripted_federate.py OPTIONS) and the recorder."""
+    federate = "external: true" if external else f'exec: "{scripted_exec(*options)}"'
+    return write_scenario(tmp_path, f"""
+        name: counter
+        description: a scripted federate and the recorder
+        time: {{window_s: 900, windows: {windows}}}
+        helics: {{timeout_s: 120, external_timeout_s: 60}}
+        custom:
+          counter:
+            {federate}
+            publications: {{counter/value: count}}
+        recorder: {{}}
+        """)
+
+
 @dataclass
 class Finished:
     returncode: int

@@ -18,30 +18,14 @@ import pytest
 from helpers import (
     SCRIPTED,
     assert_no_process_left,
+    counter_scenario,
     lemcosim,
     run_with_external,
-    scripted_exec,
-    write_scenario,
 )
 
 from lemcosim.analysis import load_run
 
 pytestmark = pytest.mark.federation
-
-
-def counter_scenario(tmp_path: Path, windows: int, *options: str, external: bool = False) -> Path:
-    federate = "external: true" if external else f'exec: "{scripted_exec(*options)}"'
-    return write_scenario(tmp_path, f"""
-        name: counter
-        description: a scripted federate and the recorder
-        time: {{window_s: 900, windows: {windows}}}
-        helics: {{timeout_s: 120, external_timeout_s: 60}}
-        custom:
-          counter:
-            {federate}
-            publications: {{counter/value: count}}
-        recorder: {{}}
-        """)
 
 
 def recorded_windows(run_dir: Path) -> list[int]:

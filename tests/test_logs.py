@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import alive, assert_no_process_left, lemcosim, scripted_exec, write_scenario
+from helpers import alive, assert_no_process_left, counter_scenario, lemcosim, write_scenario
 
 from lemcosim.analysis.load import connect, load_run
 from lemcosim.federates.common.errors import LemcosimError
@@ -124,23 +123,9 @@ def test_writer_memory_is_flat_over_many_windows(tmp_path):
     assert len(list((tmp_path / "logs" / "grid").iterdir())) <= 2200 * 50 // 3_000 + 2
 
 
-def counter_scenario(tmp_path: Path, windows: int, sleep_s: float) -> Path:
-    return write_scenario(tmp_path, f"""
-        name: counter
-        description: a scripted federate and the recorder
-        time: {{window_s: 900, windows: {windows}}}
-        helics: {{timeout_s: 120, external_timeout_s: 60}}
-        custom:
-          counter:
-            exec: "{scripted_exec("--sleep-per-window", str(sleep_s))}"
-            publications: {{counter/value: count}}
-        recorder: {{}}
-        """)
-
-
 @pytest.mark.federation
 def test_sigkilled_federation_keeps_every_completed_window(tmp_path, run_dir):
-    scenario = counter_scenario(tmp_path, 200, 0.05)
+    scenario = counter_scenario(tmp_path, 200, "--sleep-per-window", "0.05")
     runner = subprocess.Popen([sys.executable, "-m", "lemcosim.runner.cli", "run", str(scenario),
                                "--out", str(run_dir), "--no-progress"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
