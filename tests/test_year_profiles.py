@@ -237,3 +237,16 @@ def test_a_pv_generator_is_no_load_profile_and_a_load_generator_no_pv_profile(tm
     config = PopulationConfig.model_validate({"members": str(members)})
     with pytest.raises(LemcosimError, match="'pvlib' generates pv: it cannot be a load_profile"):
         Population.from_config(config, 900.0, JAN_1)
+
+
+def test_demandlib_does_not_turn_every_later_warning_into_an_error():
+    # demandlib 0.2 calls warnings.simplefilter("error") inside ElecSlp: a federate's later
+    # RuntimeWarning would then end the run
+    import warnings
+
+    from lemcosim.federates.prosumers.load_demandlib import load_year
+
+    before = list(warnings.filters)
+    load_year.cache_clear()
+    load_year(2025, "DE")
+    assert warnings.filters == before

@@ -13,6 +13,7 @@ population's country (`holidays: DE` by default, `null` for none).
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -42,8 +43,10 @@ def load_year(year: int, country: str | None) -> DatedSeries:
         except NotImplementedError:
             raise LemcosimError(f"prosumers.holidays: no holiday calendar for {country!r} "
                                 "(give an ISO country code such as DE, US, FR)") from None
-    slp = bdew.ElecSlp(year, holidays=days)
-    frame = slp.get_scaled_power_profiles(dict.fromkeys(BDEW_TYPES, 1.0))[list(BDEW_TYPES)]
+    # demandlib 0.2 calls warnings.simplefilter("error") for the whole process: keep that inside
+    with warnings.catch_warnings():
+        slp = bdew.ElecSlp(year, holidays=days)
+        frame = slp.get_scaled_power_profiles(dict.fromkeys(BDEW_TYPES, 1.0))[list(BDEW_TYPES)]
     starts = frame.index.to_numpy("datetime64[s]")
     return DatedSeries(f"demandlib BDEW {year}", starts, starts + np.timedelta64(STEP_S, "s"),
                        frame.to_numpy(float), tuple(PREFIX + t for t in BDEW_TYPES))
