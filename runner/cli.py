@@ -94,7 +94,7 @@ def _resume(args: argparse.Namespace) -> int:
     """Continue a stopped run in its own folder after the last window every federate
     checkpointed; its resolved scenario is read back, so nothing about the run can change."""
     from lemcosim.federates.common.checkpoint import resume_window
-    from lemcosim.runner.compose import compose
+    from lemcosim.runner.compose import compose, plan_federates
     from lemcosim.runner.validate import load_scenario
 
     run_dir = Path(args.resume)
@@ -114,8 +114,9 @@ def _resume(args: argparse.Namespace) -> int:
             states[progress.stem] = None
     if states and all(state == "done" for state in states.values()):
         raise LemcosimError(f"--resume {run_dir}: that run is complete; nothing to resume")
-    probe = compose(scenario, scenario.model_dump(mode="json"), run_dir, host=args.host)
-    after = resume_window(logs, [p.name for p in probe.plans])
+    names = (scenario.hosts[args.host].federates if args.host in scenario.hosts
+             else [p.name for p in plan_federates(scenario)])
+    after = resume_window(logs, names)
     for stale in logs.glob("*.error"):
         stale.unlink()
     comp = compose(scenario, scenario.model_dump(mode="json"), run_dir, host=args.host,
