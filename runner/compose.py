@@ -182,6 +182,21 @@ def _typed_plan(name: str, ftype: str, external: bool, params: dict[str, Any]) -
     return plan
 
 
+def broker_binary(python: str) -> str:
+    """The helics_broker program itself. The `helics_broker` on PATH that pip installs is a
+    Python wrapper that starts it as a child: a broker killed by the wrapper's PID would live on."""
+    try:
+        import helics
+
+        binary = Path(helics.__file__).parent / "install" / "bin" / "helics_broker"
+        if binary.is_file():
+            return str(binary)
+    except ImportError:
+        pass
+    wrapper = Path(python).parent / "helics_broker"
+    return str(wrapper) if wrapper.exists() else "helics_broker"
+
+
 def free_port(span: int = 20) -> int:
     """A loopback port P with P..P+span free (a zmq broker hands nearby ports to cores)."""
     for _ in range(200):
@@ -260,7 +275,9 @@ def compose(
     if host is not None and host not in parts:
         raise LemcosimError(f"--host {host!r}: the scenario's hosts are "
                             f"{', '.join(parts) or '(none: it runs on one host)'}")
-    port = scenario.helics.broker_port if parts else port or scenario.helics.broker_port or free_port()
+    # a zmq broker hands its cores ports just above its own, a few per federate: keep them all free
+    port = scenario.helics.broker_port if parts else port or scenario.helics.broker_port or free_port(
+        span=max(20, 4 * len(plans) + 8))
     host_of = {fed: part for part in parts.values() for fed in part.federates}
     configs: dict[str, Path] = {}
     commands: dict[str, str] = {}
@@ -275,9 +292,7 @@ def compose(
         configs[plan.name] = path
         if not plan.external:
             commands[plan.name] = plan.command(path, python)
-    helics_bin = str(Path(python).parent / "helics_broker")
-    if not Path(helics_bin).exists():
-        helics_bin = "helics_broker"
+    helics_bin = broker_binary(python)
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
     if not parts:
