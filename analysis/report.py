@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from lemcosim.analysis import amm, auction, fsvr
+from lemcosim.analysis import amm, auction, fsvr, monthly
 from lemcosim.analysis.figures import FIGURES, Options
 from lemcosim.analysis.kpi import Kpi, kpis
 from lemcosim.analysis.labels import MONEY_NOTE, header
@@ -25,7 +25,7 @@ from lemcosim.analysis.run import RunData
 from lemcosim.analysis.tables import Table
 
 PREVIEW_ROWS = 25
-TABLES = [amm.tables, fsvr.tables, auction.tables]
+TABLES = [amm.tables, monthly.tables, fsvr.tables, auction.tables]
 
 
 def summary_query() -> str:
