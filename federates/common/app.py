@@ -8,6 +8,7 @@ sees a `FederateContext`; this module owns every HELICS call about time, start-u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -284,7 +285,7 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
                 _profile(ctx, window, now - mark)
                 mark = now
             started = time.perf_counter()
-            log.end_window(window)
+            log.end_window(window)  # hands the rows to the log's writer thread
             ctx.stats["io_s"] += time.perf_counter() - started
         ctx.advance_to(settings.clock.end_s, interrupt)
         model.finish(ctx)
@@ -294,7 +295,8 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
         h.helicsFederateFree(fed)
         return 0
     except Exception as exc:  # noqa: BLE001 - every failure must reach the runner with its reason
-        log.close()
+        with contextlib.suppress(LemcosimError):  # a failed log writer: `exc` reported it already
+            log.close()
         reason = str(exc) if isinstance(exc, LemcosimError) else traceback.format_exc()
         (settings.run_dir / "logs" / f"{settings.name}.error").write_text(reason)
         print(f"federate {settings.name} failed: {exc}", file=sys.stderr)
@@ -311,7 +313,7 @@ def _checkpoint(ctx: FederateContext, model: FederateModel, window: int) -> Call
     """Save the state after `window`: called at the first grant in the next window, before
     anything of that window is handled, so the interrupts that closed `window` are in it."""
     def save() -> None:
-        ctx.log.flush()  # every row logged before the boundary survives a kill from here on
+        ctx.log.flush()  # waits until every row logged before the boundary survives a kill
         checkpoint.save(ctx.log.logs_dir, ctx.settings.name, window,
                         {"model": model.checkpoint_state(), "inputs": ctx.input_snapshot()})
 
