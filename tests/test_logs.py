@@ -72,6 +72,7 @@ def test_each_window_batch_is_a_parquet_row_group_and_parts_merge_into_segments(
     log = TidyLog(tmp_path / "logs", "grid", flush_every_windows=4, merge_parts=5)
     folder = tmp_path / "logs" / "grid"
     write_windows(log, range(7))
+    log.flush()  # the writer thread caught up (and had no rows left to journal)
     # windows 0–3 are one part (one row group); windows 4–6 wait in the journal
     assert sorted(p.name for p in folder.iterdir()) == ["journal-00000001.arrows",
                                                         "part-00000000.parquet"]
@@ -90,8 +91,10 @@ def test_leftovers_of_a_kill_between_two_steps_are_never_read_twice(tmp_path):
     log = TidyLog(tmp_path / "logs", "grid", merge_parts=2)
     folder = tmp_path / "logs" / "grid"
     write_windows(log, range(1))
+    log.flush()  # the writer thread caught up
     shutil.copy(folder / "part-00000000.parquet", tmp_path / "kept.parquet")
     write_windows(log, range(1, 2))  # parts 0 and 1 merge into seg-0-1
+    log.flush()
     # a kill after the segment's rename but before the parts were deleted
     shutil.copy(tmp_path / "kept.parquet", folder / "part-00000000.parquet")
     # a kill while the next batch's journal was being written: its last batch is cut short

@@ -1,24 +1,34 @@
 """Tidy, append-only event logs as streaming Parquet (schema and file names: logschema.py).
 
-Rows are buffered in columns. `end_window` writes the batch of the last `flush_every_windows`
-windows as one Parquet file (`part-<seq>.parquet`, one row group), to a temporary name then
-renamed, so a run killed at any moment (even SIGKILL) keeps every completed batch as a valid file.
-`flush` between batch ends (after each interrupt, or each window of a multi-window batch) appends
-the rows to the batch's Arrow IPC journal, cheap and readable after a kill, so what was flushed
-survives too. Parts are merged into segments of larger row groups as they accumulate: a year-long
-run leaves a few hundred files, and the writer holds one batch plus one merge in memory (flat).
+Rows are buffered in columns by the federate. At the end of each window `end_window` hands the
+window's rows to the log's writer thread and returns at once (a few microseconds): the writing
+is off the federation's critical path, where the peers would otherwise wait for it. The writer
+turns them into an Arrow batch and, once the batch holds `flush_every_windows` windows, writes it
+as one Parquet file (`part-<seq>.parquet`, one row group), to a temporary name then renamed, so a
+run killed at any moment (even SIGKILL) keeps every completed batch as a valid file; the windows
+before append their rows to the batch's Arrow IPC journal, cheap and readable after a kill. Only
+then does the writer advance the progress file (`<federate>.progress`): every window it reports
+complete is in the OS's hands. `flush` waits until everything logged so far is (a checkpoint
+must agree with the log). The writer lags at most `QUEUE_WINDOWS` windows behind: past that
+`end_window` waits for it, so memory stays bounded. Parts are merged into segments of larger row
+groups as they accumulate: a year-long run leaves a few hundred files, and the writer holds one
+batch plus one merge in memory (flat). A failed write is raised in the federate, naming the file,
+at its next `end_window`, `flush` or `close`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.logschema import (
     COLUMNS,
     SCHEMA,
@@ -33,10 +43,11 @@ from lemcosim.federates.common.logschema import (
     split_value,
 )
 
-__all__ = ["COLUMNS", "TidyLog"]
+__all__ = ["COLUMNS", "QUEUE_WINDOWS", "TidyLog"]
 
+QUEUE_WINDOWS = 32  # windows handed over but not yet written; a merge of parts takes ~10 windows
 _ROW_GROUP_ROWS = 65_536
-_BUFFERED = ("time_s", "window", "substep", "entity", "quantity", "value", "text", "unit")
+_WINDOW, _FLUSH, _CLOSE = "window", "flush", "close"  # what the writer is asked to do
 
 
 class TidyLog:
@@ -52,8 +63,14 @@ class TidyLog:
         self.flush_every_windows = max(1, int(flush_every_windows))
         self.merge_rows = merge_rows
         self.merge_parts = merge_parts
-        self._cols: dict[str, list] = {c: [] for c in _BUFFERED}
-        self._batches: list[pa.RecordBatch] = []  # flushed rows of the current batch
+        self._rows: list[tuple] = []  # logged since the last hand-over (see _batch_of)
+        # (what, rows, window) for the writer thread, started at the first hand-over
+        self._queue: queue.Queue[tuple[str, list[tuple], int]] = queue.Queue(QUEUE_WINDOWS)
+        self._writer: threading.Thread | None = None
+        self._failure: tuple[Path, BaseException] | None = None  # the writer's first error
+        # the writer's own state from here on (the federate's thread only reads it when idle)
+        self._writing = self.path  # the file being written, named by an error
+        self._batches: list[pa.RecordBatch] = []  # rows of the current batch written so far
         self._journal: tuple[object, pa.ipc.RecordBatchStreamWriter] | None = None
         self._windows_buffered = 0
         self._seq = max_seq(self.path) + 1  # a continued log (resume) goes on after its files
@@ -70,16 +87,9 @@ class TidyLog:
         unit: str = "",
         substep: int = 0,
     ) -> None:
-        number, text = split_value(value)
-        cols = self._cols
-        cols["time_s"].append(float(time_s))
-        cols["window"].append(int(window))
-        cols["substep"].append(int(substep))
-        cols["entity"].append(str(entity))
-        cols["quantity"].append(quantity)
-        cols["value"].append(number)
-        cols["text"].append(text)
-        cols["unit"].append(unit or "")
+        number, text = split_value(value)  # now: a dict logged must not change in the queue
+        # one tuple per row, typed by the writer: the federate's thread does the least
+        self._rows.append((time_s, window, substep, entity, quantity, number, text, unit))
 
     def record_many(
         self, time_s: float, window: int, entity_values: dict[str, float], quantity: str, unit: str,
@@ -89,69 +99,26 @@ class TidyLog:
             self.record(time_s, window, entity, quantity, value, unit, substep)
 
     def end_window(self, window: int) -> None:
-        """A window is complete: write the batch as Parquet once it holds `flush_every_windows`
-        windows (journal the rows otherwise), then report progress."""
-        self._windows_buffered += 1
-        if self._windows_buffered >= self.flush_every_windows:
-            self._write_part()
-        else:
-            self.flush()
-        self.mark_progress(window)
+        """A window is complete: hand its rows to the writer, which writes the batch as Parquet
+        once it holds `flush_every_windows` windows (journals the rows otherwise) and then
+        reports the window in the progress file."""
+        self._raise_failure()
+        self._hand_over(_WINDOW, window)
 
     def flush(self) -> None:
-        """Make the buffered rows survive a kill now: append them to the batch's journal."""
-        batch = self._take_buffer()
-        if batch is None:
-            return
-        self._batches.append(batch)
-        if self._journal is None:
-            handle = open(self.path / journal_name(self._seq), "wb")  # noqa: SIM115 - kept open
-            self._journal = (handle, pa.ipc.new_stream(handle, SCHEMA))
-        handle, writer = self._journal
-        writer.write_batch(batch)
-        handle.flush()  # in the OS's hands: survives the death of this process
+        """Make every row logged so far survive a kill before returning: the writer appends the
+        buffered rows to the batch's journal after everything handed over before."""
+        self._raise_failure()
+        self._hand_over(_FLUSH)
+        self._wait()
 
     def close(self) -> None:
-        """Write what is buffered and merge the remaining parts (end of the run)."""
-        self._write_part()
-        if len(self._pending) > 1:
-            self._merge()
-
-    def _take_buffer(self) -> pa.RecordBatch | None:
-        rows = len(self._cols["time_s"])
-        if not rows:
-            return None
-        batch = pa.record_batch(
-            [pa.array([self.federate] * rows, pa.string()) if c == "federate"
-             else pa.array(self._cols[c], SCHEMA.field(c).type) for c in COLUMNS],
-            schema=SCHEMA,
-        )
-        for column in self._cols.values():
-            column.clear()
-        return batch
-
-    def _write_part(self) -> None:
-        self._windows_buffered = 0
-        batch = self._take_buffer()
-        if batch is not None:
-            self._batches.append(batch)
-        if not self._batches:
-            return
-        table = pa.Table.from_batches(self._batches)
-        self._batches = []
-        seq = self._seq
-        self._seq += 1
-        _write_atomically(table, self.path / part_name(seq))
-        if self._journal is not None:  # the part supersedes it (readers skip it if still there)
-            handle, writer = self._journal
-            writer.close()
-            handle.close()
-            (self.path / journal_name(seq)).unlink()
-            self._journal = None
-        self._pending.append((seq, table.num_rows))
-        if (len(self._pending) >= self.merge_parts
-                or sum(n for _, n in self._pending) >= self.merge_rows):
-            self._merge()
+        """Write what is buffered and merge the remaining parts (end of the run); the writer
+        thread ends."""
+        self._hand_over(_CLOSE)
+        writer, self._writer = self._writer, None
+        writer.join()
+        self._raise_failure()
 
     def truncate_at(self, time_s: float) -> None:
         """Keep only the rows logged before `time_s` (a resumed run goes on from there; by time,
@@ -159,6 +126,7 @@ class TidyLog:
         file of the log is rewritten, one file at a time (memory stays bounded over a year), into
         one segment covering all batch numbers used so far, which supersedes them at once; the
         files it replaces are removed after."""
+        self._wait()
         last = max_seq(self.path)
         if last < 0:
             return
@@ -181,25 +149,134 @@ class TidyLog:
         self._seq = last + 1
 
     def discard(self) -> None:
-        """Drop the rows buffered since the last flush (a resumed run's repeated set-up rows)."""
-        self._take_buffer()
+        """Drop the rows buffered since the last hand-over (a resumed run's repeated set-up rows)."""
+        self._rows = []
 
     def mark_progress(self, window: int, state: str = "running") -> None:
-        """Tell the runner how far this federate got (read by the progress bar)."""
-        tmp = self.progress_path.with_suffix(".progress.tmp")
-        tmp.write_text(json.dumps({"window": window, "state": state}))
-        os.replace(tmp, self.progress_path)
+        """Tell the runner how far this federate got (read by the progress bar), once every row
+        handed over before is written."""
+        self._wait()
+        self._write_progress(window, state)
+
+    def _hand_over(self, what: str, window: int = -1) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name=f"log-{self.federate}",
+                                            daemon=True)
+            self._writer.start()
+        rows, self._rows = self._rows, []
+        self._queue.put((what, rows, window))  # waits while the writer is QUEUE_WINDOWS behind
+
+    def _wait(self) -> None:
+        """Until the writer has done everything handed over (at once when it has)."""
+        self._queue.join()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            path, exc = self._failure
+            raise LemcosimError(f"{self.federate}: writing its log failed at {path}: "
+                                f"{type(exc).__name__}: {exc}") from exc
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            what, rows, window = self._queue.get()
+            try:
+                if self._failure is None:  # after a failure it only empties the queue
+                    self._write(what, rows, window)
+            except BaseException as exc:  # noqa: BLE001 - raised in the federate's thread
+                self._failure = (self._writing, exc)
+            finally:
+                self._queue.task_done()
+            if what == _CLOSE:
+                return
+
+    def _write(self, what: str, rows: list[tuple], window: int) -> None:
+        batch = self._batch_of(rows)
+        if what == _WINDOW:
+            self._windows_buffered += 1
+            if self._windows_buffered >= self.flush_every_windows:
+                self._write_part(batch)
+            else:
+                self._append_journal(batch)
+            self._write_progress(window, "running")
+        elif what == _FLUSH:
+            self._append_journal(batch)
+        else:
+            self._write_part(batch)
+            if len(self._pending) > 1:
+                self._merge()
+
+    def _batch_of(self, rows: list[tuple]) -> pa.RecordBatch | None:
+        if not rows:
+            return None
+        time_s, window, substep, entity, quantity, value, text, unit = zip(*rows, strict=True)
+        columns = {
+            "time_s": [float(t) for t in time_s], "window": [int(w) for w in window],
+            "substep": [int(s) for s in substep], "federate": [self.federate] * len(rows),
+            "entity": [str(e) for e in entity], "quantity": quantity, "value": value,
+            "text": text, "unit": [u or "" for u in unit],
+        }
+        return pa.record_batch([pa.array(columns[c], SCHEMA.field(c).type) for c in COLUMNS],
+                               schema=SCHEMA)
+
+    def _append_journal(self, batch: pa.RecordBatch | None) -> None:
+        if batch is None:
+            return
+        self._batches.append(batch)
+        self._writing = self.path / journal_name(self._seq)
+        if self._journal is None:
+            handle = open(self._writing, "wb")  # noqa: SIM115 - kept open
+            self._journal = (handle, pa.ipc.new_stream(handle, SCHEMA))
+        handle, writer = self._journal
+        writer.write_batch(batch)
+        handle.flush()  # in the OS's hands: survives the death of this process
+
+    def _write_part(self, batch: pa.RecordBatch | None) -> None:
+        self._windows_buffered = 0
+        if batch is not None:
+            self._batches.append(batch)
+        if not self._batches:
+            return
+        table = pa.Table.from_batches(self._batches)
+        self._batches = []
+        seq = self._seq
+        self._seq += 1
+        self._write_atomically(table, self.path / part_name(seq))
+        if self._journal is not None:  # the part supersedes it (readers skip it if still there)
+            handle, writer = self._journal
+            writer.close()
+            handle.close()
+            self._writing = self.path / journal_name(seq)
+            self._writing.unlink()
+            self._journal = None
+        self._pending.append((seq, table.num_rows))
+        if (len(self._pending) >= self.merge_parts
+                or sum(n for _, n in self._pending) >= self.merge_rows):
+            self._merge()
 
     def _merge(self) -> None:
         # The segment's name covers the parts' seq range: once it exists, readers ignore those
         # parts, so a kill between the rename and the deletions duplicates nothing.
         first, last = self._pending[0][0], self._pending[-1][0]
         parts = [self.path / part_name(seq) for seq, _ in self._pending]
+        self._writing = self.path / segment_name(first, last)
         table = pa.concat_tables(pq.read_table(p, schema=SCHEMA) for p in parts)
-        _write_atomically(table, self.path / segment_name(first, last))
+        self._write_atomically(table, self._writing)
         for p in parts:
             p.unlink()
         self._pending.clear()
+
+    def _write_progress(self, window: int, state: str) -> None:
+        self._writing = tmp = self.progress_path.with_suffix(".progress.tmp")
+        tmp.write_text(json.dumps({"window": window, "state": state}))
+        os.replace(tmp, self.progress_path)
+
+    def _write_atomically(self, table: pa.Table, path: Path) -> None:
+        self._writing = tmp = path.with_suffix(".tmp")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=_ROW_GROUP_ROWS)
+        os.replace(tmp, path)
 
 
 def _warm_up() -> None:
@@ -209,9 +286,3 @@ def _warm_up() -> None:
     with pa.ipc.new_stream(pa.BufferOutputStream(), SCHEMA) as writer:
         writer.write_table(empty)
     pq.write_table(empty, pa.BufferOutputStream(), compression="zstd")
-
-
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=_ROW_GROUP_ROWS)
-    os.replace(tmp, path)

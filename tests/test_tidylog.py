@@ -1,0 +1,100 @@
+"""The log's writer thread: the federate hands a window over and goes on, yet a SIGKILL at any
+moment keeps every window the progress file reported, and a failed write reaches the federate
+with the file named."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from lemcosim.analysis.load import load_run
+from lemcosim.federates.common.errors import LemcosimError
+from lemcosim.federates.common.tidylog import TidyLog
+
+ROWS_PER_WINDOW = 20
+
+# a federate that only logs: 20 rows per window, as fast as it can, until killed
+_WRITER = textwrap.dedent("""
+    import sys
+    from lemcosim.federates.common.tidylog import TidyLog
+
+    log = TidyLog(sys.argv[1], "fed", flush_every_windows=int(sys.argv[2]), merge_parts=8)
+    rows = int(sys.argv[3])
+    window = 0
+    while True:
+        for i in range(rows):
+            log.record(900.0 * window, window, f"e{i}", "p_kw", float(i), "kW")
+        log.end_window(window)
+        window += 1
+""")
+
+
+def _progress(path) -> int:
+    try:
+        return json.loads(path.read_text())["window"]
+    except (OSError, ValueError):
+        return -1
+
+
+@pytest.mark.parametrize("flush_windows", [1, 4])
+@pytest.mark.parametrize("kill_after", [3, 60])
+def test_a_sigkill_keeps_every_window_the_progress_file_reported(tmp_path, flush_windows,
+                                                                 kill_after):
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "logs"),
+                             str(flush_windows), str(ROWS_PER_WINDOW)], stderr=subprocess.PIPE)
+    progress = tmp_path / "logs" / "fed.progress"
+    try:
+        deadline = time.monotonic() + 60
+        while _progress(progress) < kill_after:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the writer made no progress"
+            time.sleep(0.001)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    reported = _progress(progress)
+    windows = load_run(tmp_path)["window"].value_counts().sort_index()
+    # every window in the log is whole and in order, and the reported ones are all there (the
+    # writer may have written a few more before it died, never fewer)
+    assert windows.index.tolist() == list(range(len(windows)))
+    assert (windows == ROWS_PER_WINDOW).all()
+    assert len(windows) >= reported + 1 > kill_after
+
+
+def test_a_failed_write_is_raised_in_the_federate_naming_the_file(tmp_path):
+    log = TidyLog(tmp_path / "logs", "amm")
+    shutil.rmtree(log.path)
+    log.path.write_text("")  # the log's folder became a file: no part can be written in it
+    log.record(0.0, 0, "pool", "price", 0.2, "M/kWh")
+    log.end_window(0)  # handed over: the writer thread fails, the federate does not know yet
+    with pytest.raises(LemcosimError, match=r"amm: writing its log failed at \S+/logs/amm/"
+                                            r"part-00000000\.tmp: NotADirectoryError"):
+        log.close()
+    with pytest.raises(LemcosimError, match="amm: writing its log failed"):
+        log.end_window(1)  # and at every hand-over after
+    assert not (tmp_path / "logs" / "amm.progress").exists()  # window 0 never reported
+
+
+def test_flush_returns_once_the_rows_are_readable_and_progress_follows_the_rows(tmp_path):
+    log = TidyLog(tmp_path / "logs", "grid", flush_every_windows=3)
+    log.record(0.0, 0, "feeder", "losses_kw", 2.5, "kW")
+    log.end_window(0)
+    log.record(900.0, 1, "feeder", "losses_kw", 2.0, "kW")  # logged, not yet handed over
+    log.flush()
+    assert load_run(tmp_path)["value"].tolist() == [2.5, 2.0]  # both in the batch's journal
+    assert json.loads((tmp_path / "logs" / "grid.progress").read_text()) == {
+        "window": 0, "state": "running"}
+    log.close()
+    log.mark_progress(1, "done")
+    assert json.loads((tmp_path / "logs" / "grid.progress").read_text())["state"] == "done"
+    assert [p.name for p in log.path.iterdir()] == ["part-00000000.parquet"]
