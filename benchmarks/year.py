@@ -1,102 +1,158 @@
 """A trading year on IEEE 13 (`year_ieee13`) as a user runs it, against floors measured in the
-same run.
+same run, and whether memory stays flat over it.
 
 usage: python benchmarks/year.py [--windows N] [--out DIR] [--floor-max N] [--set KEY=VALUE]
 
 Runs `lemcosim run year_ieee13` (all 35,040 windows, or the first N) and prints: wall time,
-cost per window, peak RSS of every federate (VmHWM, sampled from /proc while it runs), log bytes
-per window, the share of approved energy settled through the pool by month, and the ratio of
-the wall time to a floor: a bare opendssdirect loop doing as many power flows as the grid did
-plus a bare 2-federate HELICS ping-pong doing as many round trips as the market's queries
+cost per window, peak RSS of every process (VmHWM), log bytes per window, the share of approved
+energy settled through the pool by month (`lemcosim.analysis.pool_share_by_month`), and the
+ratio of the wall time to a floor: a bare opendssdirect loop doing as many power flows as the
+grid did plus a bare 2-federate HELICS ping-pong doing as many round trips as the market's queries
 (benchmarks/floors.py). `--floor-max` measures at most N of each and scales linearly (said so).
+
+Memory: every 0.2 s it reads each process's current RSS (VmRSS in /proc/PID/status; the
+federates, the broker and the runner) with the market's progress (logs/amm.progress: the last
+window it completed), and prints the RSS after the first window and at 10, 25, 50, 75 and 100 %
+of the windows, the least-squares slope of RSS over the second half of the windows (up to the
+last, whose shutdown is no steady state) in MB per 1000 windows, and a verdict: memory is flat
+if no process's slope exceeds FLAT_MB_PER_1000_WINDOWS (judged on runs of some thousand windows).
+Everything printed also goes to RUN_DIR/year_benchmark.json, with every RSS sample.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import opendss_floor, pingpong_floor  # noqa: E402
 
-from lemcosim.analysis import load_run  # noqa: E402
+from lemcosim.analysis import load_run, pool_share_by_month  # noqa: E402
+
+SAMPLE_S = 0.2
+# Flat: over the second half of the run, no process's RSS grows faster than 1 MB per 1000 windows
+# (1 kB per window, 35 MB over a whole year). Issue 13 measured 210 MB per 1000 windows in the
+# AMM and recorder when a federate ran ahead of the market; a leak of one small record per window
+# crosses it. On a short run the slope is dominated by allocator steps (a 1 MB step within 100
+# windows reads as 10 MB per 1000): judge memory on runs of some thousands of windows.
+FLAT_MB_PER_1000_WINDOWS = 1.0
+SHORT_RUN_WINDOWS = 10_000
+MARKS = [("1st window", 0.0), ("10 %", 0.10), ("25 %", 0.25), ("50 %", 0.50), ("75 %", 0.75),
+         ("100 %", 1.0)]
 
 
-def peak_rss_kb(pid: int) -> int | None:
+def proc_status_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (kB) of a live process, {} if it is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     except OSError:
-        return None
-    return None
+        return {}
+    return {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines)
+            if k in ("VmRSS", "VmHWM")}
 
 
 def amm_window(out: Path) -> int:
-    """The window the market is in (its progress file), −1 before it starts."""
+    """The last window the market completed (its progress file), −1 before it starts."""
     try:
         return int(json.loads((out / "logs" / "amm.progress").read_text())["window"])
     except (OSError, ValueError, KeyError):
         return -1
 
 
-def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, float, dict[str, int]]:
-    """Run the scenario: wall seconds, seconds until the market finished its first window
-    (start-up: processes, imports, the first week of profiles), each federate's peak RSS (kB)."""
+@dataclass
+class Sample:
+    t_s: float
+    window: int  # the last window the market completed
+    rss_kb: dict[str, int]
+
+
+@dataclass
+class Watch:
+    """What the benchmark saw of the run while it went."""
+    samples: list[Sample] = field(default_factory=list)
+    peak_kb: dict[str, int] = field(default_factory=dict)
+    first_window_s: float = float("nan")  # until the market completed window 0
+
+    def sample(self, t_s: float, window: int, pids: dict[str, int]) -> None:
+        rss = {}
+        for name, pid in pids.items():
+            status = proc_status_kb(pid)
+            if "VmRSS" in status:
+                rss[name] = status["VmRSS"]
+                self.peak_kb[name] = max(self.peak_kb.get(name, 0), status.get("VmHWM", 0))
+        if window >= 0 and math.isnan(self.first_window_s):
+            self.first_window_s = t_s
+        if window >= 0 and rss:
+            self.samples.append(Sample(t_s, window, rss))
+
+
+def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, Watch]:
+    """Run the scenario, sampling its processes every SAMPLE_S: the wall seconds and the samples."""
     cmd = [sys.executable, "-m", "lemcosim.runner.cli", "run", "year_ieee13", "--out", str(out),
            "--no-progress", "--set", f"time.windows={windows}"]
     for override in overrides:
         cmd += ["--set", override]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peaks: dict[str, int] = {}
-    first_window_s = float("nan")
+    watch = Watch()
     pids_file = out / "logs" / "pids.json"
+    pids = {"runner": proc.pid}
     while proc.poll() is None:
-        if first_window_s != first_window_s and amm_window(out) >= 1:
-            first_window_s = time.perf_counter() - start
-        if pids_file.exists():
+        if len(pids) == 1 and pids_file.exists():
             try:
-                pids = json.loads(pids_file.read_text())
+                pids |= json.loads(pids_file.read_text())
             except json.JSONDecodeError:
-                pids = {}
-            for name, pid in pids.items():
-                kb = peak_rss_kb(pid)
-                if kb is not None:
-                    peaks[name] = max(peaks.get(name, 0), kb)
-        time.sleep(0.2)
+                pass  # being written
+        watch.sample(time.perf_counter() - start, amm_window(out), pids)
+        time.sleep(SAMPLE_S)
     wall = time.perf_counter() - start
     _, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"year_ieee13 failed:\n{err}")
-    return wall, first_window_s, peaks
+    return wall, watch
 
 
-def pool_share_by_month(out: Path) -> pd.DataFrame:
-    """Approved energy through the pool and with the utility, per calendar month."""
-    clock = yaml.safe_load((out / "scenario.yaml").read_text())["time"]  # the resolved scenario
-    start, window_s = datetime.fromisoformat(str(clock["start"])), float(clock["window_s"])
-    df = load_run(out, federates=["amm"], entities=["market"],
-                  quantities=["volume_kwh", "utility_kwh"])
-    per_window = df.pivot_table(index="window", columns="quantity", values="value", aggfunc="sum")
-    months = {int(w): (start + timedelta(seconds=int(w) * window_s)).strftime("%Y-%m")
-              for w in per_window.index}
-    table = per_window.groupby([months[int(w)] for w in per_window.index]).sum()
-    table = table.rename(columns={"volume_kwh": "pool_kwh"})
-    table["pool_share"] = table["pool_kwh"] / (table["pool_kwh"] + table["utility_kwh"])
-    skipped = load_run(out, federates=["amm"], quantities=["liquidity_skipped"])
-    skipping = pd.Series([months[int(w)] for w in skipped.window.unique()], dtype=object)
-    table["windows_skipping_liquidity"] = [int((skipping == m).sum()) for m in table.index]
-    return table
+def rss_marks(samples: list[Sample], windows: int) -> list[tuple[str, Sample]]:
+    """For each mark f, the first sample once the market completed ⌈f·N⌉ windows (at least 1)."""
+    marks = []
+    for label, f in MARKS:
+        due = max(1, math.ceil(f * windows))
+        hit = next((s for s in samples if s.window + 1 >= due), None)
+        if hit is not None:
+            marks.append((label, hit))
+    return marks
+
+
+def second_half_slopes(samples: list[Sample], windows: int) -> dict[str, float]:
+    """Per process: least-squares slope of RSS over the market's completed windows, from half the
+    windows up to before the last (the federates' shutdown, which writes the logs' last segments,
+    is no steady state: its peak is in VmHWM), in MB per 1000 windows; NaN with fewer than two
+    distinct windows sampled."""
+    half = [s for s in samples if windows / 2 <= s.window + 1 < windows]
+    names = sorted({n for s in half for n in s.rss_kb})
+    slopes = {}
+    for name in names:
+        x = np.array([s.window for s in half if name in s.rss_kb], dtype=float)
+        y = np.array([s.rss_kb[name] for s in half if name in s.rss_kb], dtype=float) / 1024
+        slopes[name] = (float(np.polyfit(x, y, 1)[0] * 1000) if len(np.unique(x)) >= 2
+                        else float("nan"))
+    return slopes
+
+
+def memory_flat(slopes: dict[str, float]) -> bool | None:
+    """True if no slope exceeds the threshold, None if none could be measured."""
+    known = [v for v in slopes.values() if not math.isnan(v)]
+    return all(v <= FLAT_MB_PER_1000_WINDOWS for v in known) if known else None
 
 
 def counts(out: Path) -> tuple[int, int]:
@@ -111,6 +167,12 @@ def counts(out: Path) -> tuple[int, int]:
     return int(total["size"].get("converged", 0)) + queries, queries
 
 
+def _num(v):
+    """A JSON value: numpy scalars as Python numbers, NaN as null."""
+    v = v.item() if isinstance(v, np.generic) else v
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=35040)
@@ -121,41 +183,89 @@ def main() -> None:
                         help="passed to lemcosim run, e.g. --set time.start=2026-07-01T00:00:00")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="year_ieee13_")) / "run"
-    wall, first_window_s, peaks = run_year(out, args.windows, args.overrides)
+    n = args.windows
+    wall, watch = run_year(out, n, args.overrides)
+    window_s = float(yaml.safe_load((out / "scenario.yaml").read_text())["time"]["window_s"])
     log_bytes = sum(f.stat().st_size for f in (out / "logs").rglob("*") if f.is_file())
     solves, round_trips = counts(out)
     n_solves, n_trips = solves, round_trips
     if args.floor_max:
         n_solves, n_trips = min(solves, args.floor_max), min(round_trips, args.floor_max)
-    dss_s, converged = opendss_floor("ieee13", n_solves)
-    ping_s = pingpong_floor(n_trips) if n_trips else 0.0
-    if n_solves < solves or n_trips < round_trips:
-        scale_note = f" (measured {n_solves} solves / {n_trips} round trips, scaled linearly)"
-        dss_s *= solves / max(n_solves, 1)
-        ping_s *= round_trips / max(n_trips, 1)
-    else:
-        scale_note = ""
+    dss_measured_s, converged = opendss_floor("ieee13", n_solves)
+    ping_measured_s = pingpong_floor(n_trips) if n_trips else 0.0
+    dss_s = dss_measured_s * solves / max(n_solves, 1)
+    ping_s = ping_measured_s * round_trips / max(n_trips, 1)
+    scaled = n_solves < solves or n_trips < round_trips
+    scale_note = (f" (measured {n_solves} solves / {n_trips} round trips, scaled linearly)"
+                  if scaled else "")
     floor = dss_s + ping_s
-    print(f"year_ieee13, {args.windows} windows of 900 s, run folder {out}")
-    print(f"wall time            {wall:10.1f} s   ({wall / args.windows * 1e3:.1f} ms per window)")
-    if args.windows > 1:
-        steady = (wall - first_window_s) / (args.windows - 1)
-        print(f"after the 1st window {wall - first_window_s:10.1f} s   ({steady * 1e3:.1f} ms per "
-              f"window; start-up and window 0: {first_window_s:.1f} s)")
+    first_s = watch.first_window_s
+    steady_ms = (wall - first_s) / (n - 1) * 1e3 if n > 1 else float("nan")
+    ratio = wall / floor if floor else float("nan")
+    later_ratio = ((wall - first_s) / (floor * (n - 1) / n)) if n > 1 and floor else float("nan")
+
+    print(f"year_ieee13, {n} windows of {window_s:g} s, run folder {out}")
+    print(f"wall time            {wall:10.1f} s   ({wall / n * 1e3:.1f} ms per window)")
+    if n > 1:
+        print(f"after the 1st window {wall - first_s:10.1f} s   ({steady_ms:.1f} ms per "
+              f"window; start-up and window 0: {first_s:.1f} s)")
     print(f"power flows          {solves:10d}     round trips {round_trips} "
-          f"({round_trips / args.windows:.1f} per window)")
+          f"({round_trips / n:.1f} per window)")
     print(f"floor                {floor:10.1f} s   = opendssdirect {dss_s:.1f} s ({converged}/"
           f"{n_solves} converged) + HELICS ping-pong {ping_s:.1f} s{scale_note}")
-    print(f"ratio to the floor   {wall / floor if floor else float('nan'):10.2f} x")
-    if args.windows > 1 and floor:
-        later = floor * (args.windows - 1) / args.windows  # the floor's share of windows 1…N−1
-        print(f"  after start-up     {(wall - first_window_s) / later:10.2f} x   (windows 1…N−1 "
-              "against their share of the floor)")
-    print(f"log bytes per window {log_bytes / args.windows:10.0f}     ({log_bytes / 1e6:.1f} MB)")
-    for name, kb in sorted(peaks.items()):
+    print(f"ratio to the floor   {ratio:10.2f} x")
+    if n > 1 and floor:
+        print(f"  after start-up     {later_ratio:10.2f} x   (windows 1…N−1 against their share "
+              "of the floor)")
+    print(f"log bytes per window {log_bytes / n:10.0f}     ({log_bytes / 1e6:.1f} MB)")
+    for name, kb in sorted(watch.peak_kb.items()):
         print(f"peak RSS {name:<12s}{kb / 1024:10.1f} MB")
+
+    marks = rss_marks(watch.samples, n) if watch.samples else []
+    slopes = second_half_slopes(watch.samples, n)
+    flat = memory_flat(slopes)
+    names = sorted(slopes) or sorted(watch.peak_kb)
     print()
-    print(pool_share_by_month(out).to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"RSS (MB)    {'window':>7s}  " + "".join(f"{name:>10s}" for name in names))
+    for label, s in marks:
+        cells = "".join(f"{s.rss_kb[k] / 1024:10.1f}" if k in s.rss_kb else f"{'-':>10s}"
+                        for k in names)
+        print(f"{label:<11s} {s.window + 1:7d}  {cells}")
+    print(f"{'MB/1000 w':<11s} {'2nd half':>7s}  " + "".join(f"{slopes[k]:10.2f}" for k in names))
+    verdict = {True: "yes", False: "no", None: "not measured"}[flat]
+    print(f"memory flat: {verdict} (threshold {FLAT_MB_PER_1000_WINDOWS:g} MB per 1000 windows over "
+          f"the second half, every process; {len(watch.samples)} samples)")
+    if n < SHORT_RUN_WINDOWS:
+        print(f"  (a run of fewer than {SHORT_RUN_WINDOWS} windows: allocator and log-merge steps "
+              "dominate the slope; judge memory on a longer run)")
+    print()
+    by_month = pool_share_by_month(out)
+    print(by_month.to_string(float_format=lambda v: f"{v:.3f}"))
+
+    report = {
+        "scenario": "year_ieee13", "windows": n, "window_s": window_s, "overrides": args.overrides,
+        "run_dir": str(out), "wall_s": wall, "first_window_s": _num(first_s),
+        "ms_per_window": wall / n * 1e3, "ms_per_window_after_first": _num(steady_ms),
+        "power_flows": solves, "round_trips": round_trips,
+        "floor": {"opendss_s": dss_s, "opendss_converged": converged, "opendss_measured_solves":
+                  n_solves, "pingpong_s": ping_s, "pingpong_measured_round_trips": n_trips,
+                  "scaled_linearly": scaled, "total_s": floor},
+        "ratio_to_floor": _num(ratio), "ratio_to_floor_after_first": _num(later_ratio),
+        "log_bytes": log_bytes, "log_bytes_per_window": log_bytes / n,
+        "peak_rss_kb": watch.peak_kb,
+        "rss": {"sample_s": SAMPLE_S,
+                "marks": [{"at": label, "windows_done": s.window + 1, "t_s": s.t_s,
+                           "rss_kb": s.rss_kb} for label, s in marks],
+                "slope_mb_per_1000_windows_second_half": {k: _num(v) for k, v in slopes.items()},
+                "flat": flat, "threshold_mb_per_1000_windows": FLAT_MB_PER_1000_WINDOWS,
+                "samples": [{"t_s": round(s.t_s, 3), "windows_done": s.window + 1,
+                             "rss_kb": s.rss_kb} for s in watch.samples]},
+        "pool_share_by_month": [{k: _num(v) for k, v in row.items()}
+                                for row in by_month.reset_index().to_dict("records")],
+    }
+    path = out / "year_benchmark.json"
+    path.write_text(json.dumps(report, indent=1))
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""benchmarks/year.py: its memory figures from hand-made RSS samples, and a smoke run of 30 windows
+of the real year_ieee13 federation that writes year_benchmark.json. Speed is never asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "year.py"
+_spec = importlib.util.spec_from_file_location("year_benchmark", BENCHMARK)
+year = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = year  # its dataclasses look their module up while being defined
+_spec.loader.exec_module(year)
+
+
+def samples(windows: int, rss_mb) -> list:
+    """One sample per completed window w+1 = 1…N, RSS from rss_mb(w) per process (MB)."""
+    return [year.Sample(float(w), w, {k: round(f(w) * 1024) for k, f in rss_mb.items()})
+            for w in range(windows)]
+
+
+def test_a_slow_leak_is_measured_and_a_flat_process_with_a_shutdown_peak_is_not():
+    # 'leaky' grows 2 MB per 1000 windows from 100 MB; 'flat' stays at 50 MB until its last
+    # window, where its shutdown adds 30 MB (excluded: no steady state). Second half of 1000
+    # windows: completed windows 500…999.
+    s = samples(1000, {"leaky": lambda w: 100 + 0.002 * w,
+                       "flat": lambda w: 50 + (30 if w == 999 else 0)})
+    slopes = year.second_half_slopes(s, 1000)
+    assert slopes["leaky"] == pytest.approx(2.0, abs=0.01)  # rounding to whole kB
+    assert slopes["flat"] == pytest.approx(0.0, abs=1e-9)
+    assert year.memory_flat(slopes) is False  # 2 > FLAT_MB_PER_1000_WINDOWS = 1
+    assert year.memory_flat({"flat": slopes["flat"]}) is True
+    assert year.memory_flat({"gone": float("nan")}) is None
+
+
+def test_marks_take_the_first_sample_once_the_share_of_windows_is_done():
+    # 40 windows sampled after windows 1, 3, 5, …, 39 done (w = 0, 2, …, 38) and 40 (w = 39):
+    # 10 % = 4 windows → first sample with ≥ 4 done is 5; 25 % = 10 → 11; 50 % = 20 → 21;
+    # 75 % = 30 → 31; 100 % = 40 → 40.
+    s = [x for x in samples(40, {"a": lambda w: 1.0}) if x.window % 2 == 0 or x.window == 39]
+    marks = year.rss_marks(s, 40)
+    assert [(label, m.window + 1) for label, m in marks] == [
+        ("1st window", 1), ("10 %", 5), ("25 %", 11), ("50 %", 21), ("75 %", 31), ("100 %", 40)]
+
+
+def test_rss_is_read_from_proc_for_a_live_process_and_empty_for_a_gone_one():
+    import os
+
+    mine = year.proc_status_kb(os.getpid())
+    assert 0 < mine["VmRSS"] <= mine["VmHWM"]
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert year.proc_status_kb(child.pid) == {}
+
+
+@pytest.mark.slow  # 68 s on the shared 2-core machine (load 7): 33 s of it the year's profiles
+@pytest.mark.federation
+def test_smoke_30_windows_prints_and_writes_every_figure(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(BENCHMARK), "--windows", "30", "--out", str(run_dir)],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert "memory flat: " in proc.stdout and "RSS (MB)" in proc.stdout
+    report = json.loads((run_dir / "year_benchmark.json").read_text())
+    assert report["windows"] == 30 and report["window_s"] == 900.0
+    assert report["wall_s"] > report["first_window_s"] > 0
+    assert report["floor"]["opendss_converged"] == report["floor"]["opendss_measured_solves"] > 0
+    assert report["log_bytes"] > 0
+    federates = {"amm", "grid", "prosumers", "broker", "runner"}
+    assert federates <= set(report["peak_rss_kb"])
+    marks = report["rss"]["marks"]
+    assert [m["at"] for m in marks] == ["1st window", "10 %", "25 %", "50 %", "75 %", "100 %"]
+    assert all(m["windows_done"] >= due for m, due in zip(marks, [1, 3, 8, 15, 23, 30], strict=True))
+    assert federates <= set(marks[0]["rss_kb"])  # everything alive once the market traded
+    for m in marks:
+        for name, kb in m["rss_kb"].items():
+            assert 0 < kb <= report["peak_rss_kb"][name], (m["at"], name)
+    # 30 windows of 1 January 2026 (00:00–07:30): one month, all of it through the pool or not
+    (month,) = report["pool_share_by_month"]
+    assert month["month"] == "2026-01" and month["windows"] == 30
+    assert 0 <= month["pool_share"] <= 1
