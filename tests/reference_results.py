@@ -3,17 +3,28 @@ prices, each ESU's delivery, and the losses of each window's final power flow.
 
 `python tests/reference_results.py RUN_DIR OUT.json` extracts them from a run folder. The files
 in tests/data/reference_*.json were captured this way from commit ccc1e1b (one HELICS round trip
-per transaction, before issue 13's batched approval) and are compared exactly (floats as JSON
-round-trips them) by tests/test_ch3_cases.py and tests/test_quickstart.py.
+per transaction, before issue 13's batched approval) and are compared by tests/test_ch3_cases.py
+and tests/test_quickstart.py: exactly (floats as JSON round-trips them) with the market's
+`after_refusal: stop`, which makes the grid solve the very power flows of one query per
+transaction in their order; with the default `continue`, a batch may make the grid solve an
+intent the market then does not use, which moves OpenDSS's starting point for the next solve
+(the solver stops at 1e-8): decisions and texts stay identical, numbers agree to `TOLERANCE`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
 from lemcosim.analysis import load_run
+
+# measured on quickstart: ΔLoss within 2.6e-7 kWh (a few Wh between two losses of ~100 kW, each
+# within the solver's 1e-8), ρ_eff within 8e-8 M/kWh, losses within 8e-9 kW (as tests/test_resume.py)
+TOLERANCE = {"rel_tol": 1e-6, "abs_tol": 1e-6}
+_NUMBER = re.compile(r"-?\d+\.\d+(?:e-?\d+)?")
 
 TX_QUANTITIES = ("approved", "reason", "side", "prosumer", "bus", "e_kwh", "m", "rho", "rho_eff",
                  "rho_es", "d_loss_kwh", "price_after", "utility_kwh")
@@ -45,13 +56,15 @@ if __name__ == "__main__":
     Path(sys.argv[2]).write_text(json.dumps(market_results(sys.argv[1]), indent=1, sort_keys=True))
 
 
-def assert_same_results(run_dir: Path | str, scenario: str) -> None:
-    """The run's market results equal the stored reference exactly (NaN equal to NaN)."""
+def assert_same_results(run_dir: Path | str, scenario: str, exact: bool = True) -> None:
+    """The run's market results equal the stored reference (NaN equal to NaN): exactly, or
+    decisions and texts exactly and numbers within `TOLERANCE` (numbers inside texts too)."""
     expected = json.loads((Path(__file__).parent / "data" / f"reference_{scenario}.json").read_text())
     got = json.loads(json.dumps(market_results(run_dir)))  # the same float round trip
+    same = _same if exact else _close
     for part, values in expected.items():
         assert got[part].keys() == values.keys(), f"{scenario}: {part} entries differ"
-        differ = [k for k, v in values.items() if not _same(got[part][k], v)]
+        differ = [k for k, v in values.items() if not same(got[part][k], v)]
         assert not differ, (f"{scenario}: {len(differ)} {part} differ, first {differ[0]}: "
                             f"{got[part][differ[0]]} != {values[differ[0]]}")
 
@@ -60,3 +73,16 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     return a == b or (a != a and b != b)
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return (a != a and b != b) or math.isclose(a, b, **TOLERANCE)
+    if isinstance(a, str) and isinstance(b, str):
+        numbers_a, numbers_b = _NUMBER.findall(a), _NUMBER.findall(b)
+        return (_NUMBER.sub("#", a) == _NUMBER.sub("#", b) and len(numbers_a) == len(numbers_b)
+                and all(math.isclose(float(x), float(y), **TOLERANCE)
+                        for x, y in zip(numbers_a, numbers_b, strict=True)))
+    return a == b

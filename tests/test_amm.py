@@ -227,7 +227,7 @@ def test_a_fork_decides_as_if_approved_and_lists_what_it_would_ask():
     fork.transact(Transaction("t2", "p2", "6", "abc", "sell", 1.5))
     # the window itself is untouched and the grid was not asked
     assert not asked and not w.approved and w.pool.e_lp == 15 and w.es_cont["es1"] == 0.0
-    t1, t2 = fork.speculative
+    t1, t2 = fork.intent_log
     # 3 kWh bought in 15 min = −12 kW at 5.a; the ESUs deliver 2 and 1 kWh
     assert t1.trade_kw == {"5.a": -12.0} and t1.es_i_kwh == pytest.approx((2.0, 1.0))
     assert t2.trade_kw == {f"6.{p}": pytest.approx(2.0) for p in "abc"}  # +6 kW over 3 phases

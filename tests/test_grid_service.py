@@ -159,15 +159,16 @@ def _sequence_request(loss_kw: float) -> dict:
             "intents": intents}
 
 
-def test_a_batch_of_intents_is_answered_as_one_query_each_up_to_the_first_refusal():
+def test_a_batch_of_intents_is_answered_as_one_query_each_skipping_refusals():
     # one query per transaction, the injections written out as docs/interfaces.md defines them:
     # approved trades + this trade + ESU (ES_cont + ES_i)·(3600/900)/3 per phase; after an
-    # approval ES_cont moves by ES_i + share·ΔLoss, ΔLoss = (losses − previous)·900/3600
+    # approval ES_cont moves by ES_i + share·ΔLoss, ΔLoss = (losses − previous)·900/3600; a
+    # refused one changes nothing, and the next is asked on the same state
     one_by_one = service(limits=LIMITS)
     base = one_by_one.solve_window({}).flow.losses_kw
     request = _sequence_request(base)
     shares, es_cont, trades, loss, expected = (0.6, 0.4), [0.0, 0.0], {}, base, []
-    for intent in request["intents"][:3]:
+    for intent in request["intents"]:
         es = [c + e for c, e in zip(es_cont, intent["es_i_kwh"], strict=True)]
         injections = {k: [v, 0.0] for k, v in trades.items()}
         for key, p in intent["trade_kw"].items():
@@ -178,27 +179,36 @@ def test_a_batch_of_intents_is_answered_as_one_query_each_up_to_the_first_refusa
         answer = one_by_one.answer_query({"injections": injections})
         expected.append(answer)
         if not answer["feasible"]:
-            break
+            continue
         for key, p in intent["trade_kw"].items():
             trades[key] = trades.get(key, 0.0) + p
         d_loss = (answer["losses_kw"] - loss) * 900.0 / 3600.0
         es_cont = [c + s * d_loss for c, s in zip(es, shares, strict=True)]
         loss = answer["losses_kw"]
-    assert [a["feasible"] for a in expected] == [True, True, False]  # 652.a below 0.95 pu
+    assert [a["feasible"] for a in expected] == [True, True, False, True]  # 652.a below 0.95 pu
 
     batched = service(limits=LIMITS)  # a fresh engine: the same power flows from the same start
     batched.solve_window({})
     answers = batched.answer_sequence(request)["answers"]
-    assert [a["id"] for a in answers] == ["t0", "t1", "t2"]  # t3 is not evaluated
+    assert [a["id"] for a in answers] == ["t0", "t1", "t2", "t3"]  # t3 asked without t2
     for got, want in zip(answers, expected, strict=True):
         for key in ("feasible", "converged", "reason", "violations", "losses_kw", "extremes"):
             assert got[key] == want[key], key  # identical, not merely close
 
+    stopping = service(limits=LIMITS)  # "after_refusal": "stop": the batch ends at the refusal
+    stopping.solve_window({})
+    answers = stopping.answer_sequence(request | {"after_refusal": "stop"})["answers"]
+    assert [a["id"] for a in answers] == ["t0", "t1", "t2"]
+    assert [a["losses_kw"] for a in answers] == [a["losses_kw"] for a in expected[:3]]
 
-def test_a_batch_stops_before_an_intent_a_storage_unit_cannot_serve():
+
+def test_a_batch_skips_an_intent_a_storage_unit_cannot_serve():
     svc = service(limits=LIMITS)
     request = _sequence_request(svc.solve_window({}).flow.losses_kw)
     request["intents"][1]["es_i_kwh"] = [102.0, 0.6]  # 675: ES_cont ≈ 100.8 > 100 kWh
     answers = svc.answer_sequence(request)["answers"]
-    assert [a["id"] for a in answers] == ["t0", "t1"]
+    assert [a["id"] for a in answers] == ["t0", "t1", "t2", "t3"]
     assert answers[0]["feasible"] and answers[1] == {"id": "t1", "stopped": "storage limit"}
+    assert not answers[2]["feasible"] and answers[3]["feasible"]  # t2 as before; t3 after t0 only
+    stopped = service(limits=LIMITS).answer_sequence(request | {"after_refusal": "stop"})
+    assert [a["id"] for a in stopped["answers"]] == ["t0", "t1"]

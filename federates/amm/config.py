@@ -103,6 +103,11 @@ class AmmConfig(_Strict):
     esu_policy: EsuPolicyConfig | None = Field(
         None, description="ESU energy management: utility exchange keeping SOC in a band")
     assist_max_substeps: int = Field(5000, gt=0, description="how long to wait for its answer")
+    after_refusal: Literal["continue", "stop"] = Field(
+        "continue", description="batched approval: the grid goes on past a refused intent "
+        "(one round trip per window, results equal within the power flow's tolerance), or stops "
+        "there (one more round trip per refusal, the solves of one query per transaction bit "
+        "for bit); docs/amm.md")
 
     @model_validator(mode="after")
     def _consistent(self) -> AmmConfig:

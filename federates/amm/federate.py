@@ -22,14 +22,15 @@ from lemcosim.federates.amm.config import AmmConfig
 from lemcosim.federates.amm.esu_policy import EsuManager, exchange_injections
 from lemcosim.federates.amm.market import AmmWindow, StorageUnit, Transaction, TxResult
 from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, Pool
+from lemcosim.federates.amm.replay import BatchReplay
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.approval import Intent
 from lemcosim.federates.common.clock import MARKET_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.population import merge_positions
 
-# intents per batch: a small market sends all its transactions at once (the grid stops at the
-# first refusal; what it did not evaluate costs only bytes), a large one adapts to its refusals
+# intents per batch: a small market sends all its transactions at once, a large one adapts to
+# where its batches stop matching the grid's evaluation
 _MIN_BATCH, _MAX_BATCH = 256, 4096
 _TX_NUMBERS = ("e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh", "price_after",
                "utility_kwh")
@@ -232,10 +233,11 @@ class AmmFederate(FederateModel):
 
         A fork of the window decides the coming transactions as if the grid approved each one
         and lists the intents it asks about; the grid evaluates them in order on the approval
-        state and stops at the first it refuses. The window then decides for real, taking each
-        answer only if the real intent is the one the grid evaluated; at the first it lacks, the
-        next batch starts. The grid solves exactly the power flows one query per transaction
-        would, in the same order, so the results are identical."""
+        state, skipping those it refuses. The window then decides for real, taking each answer
+        only while the grid's approval state is its own (replay.py); at the first mismatch, the
+        next batch starts. Each answer used comes from the power flow one query per transaction
+        would solve, on the same state, so the results are identical; a batch costs extra power
+        flows only for intents after a mismatch."""
         if book.pool.l_total <= 0 or not txs:
             return
         if book.loss_kw is None:
@@ -244,26 +246,27 @@ class AmmFederate(FederateModel):
         start = 0
         while start < len(txs):
             intents = self._speculate(book, txs[start:start + self._batch])
-            answers = self._ask_sequence(ctx, book, intents)
-            expected = {i.id: i for i in intents}
-            book.approve = self._replay_approver(ctx, book, expected, answers)
+            replay = BatchReplay(intents, self._ask_sequence(ctx, book, intents))
+            book.approve = self._replay_approver(ctx, book, replay)
             decided = start
             try:
                 for tx in txs[start:]:
+                    book.intent_log = []
                     result = book.transact(tx)
+                    replay.settle(tx.id, book.intent_log)
                     results.append(result)
                     self._log_tx(ctx, window, result)
                     decided += 1
             except _NeedGrid:
                 pass
             finally:
-                book.approve = real_approve
+                book.approve, book.intent_log = real_approve, None
             if decided == start:
                 raise LemcosimError(f"{self.name}: the grid answered none of a batch of "
                                     f"{len(intents)} intents from {txs[start].id}")
-            asked = sum(not i.local for i in intents)
-            # the next batch: twice the run the grid approved this time (flat after refusals)
-            self._batch = min(max(2 * len(answers), _MIN_BATCH), _MAX_BATCH) if asked else \
+            asked = len(replay.answers)
+            # the next batch: twice the run this one carried (flat after a mismatch)
+            self._batch = min(max(2 * replay.cursor, _MIN_BATCH), _MAX_BATCH) if asked else \
                 self._batch
             start = decided
 
@@ -271,15 +274,15 @@ class AmmFederate(FederateModel):
         fork = book.fork()
         asked = 0
         for tx in txs:
-            before = len(fork.speculative)
+            before = len(fork.intent_log)
             result = fork.transact(tx)
             if result.decided_by == "storage" and book.loss_compensation:
                 # ΔLoss of the trades before it, unknown yet, moves ES_cont: decide it for real
                 break
-            asked += sum(not i.local for i in fork.speculative[before:])
+            asked += sum(not i.local for i in fork.intent_log[before:])
             if asked >= self._batch:
                 break
-        return fork.speculative
+        return fork.intent_log
 
     def _ask_sequence(self, ctx: FederateContext, book: AmmWindow,
                       intents: list[Intent]) -> dict[str, dict]:
@@ -287,23 +290,25 @@ class AmmFederate(FederateModel):
             return {}
         reply = self._round_trip(ctx, f"{self.config.grid}/query",
                                  {"chain": book.chain().to_json(),
-                                  "intents": [i.to_json() for i in intents]}, 1)
+                                  "intents": [i.to_json() for i in intents],
+                                  "after_refusal": self.config.after_refusal}, 1)
         if reply is None or "answers" not in reply:
             raise LemcosimError(f"{self.name}: grid federate {self.config.grid!r} did not answer a "
                                 f"batch of {len(intents)} intents in one sub-step"
                                 + (f": {reply.get('reason')}" if reply else ""))
-        return {a["id"]: a for a in reply["answers"] if "stopped" not in a}
+        return {a["id"]: a for a in reply["answers"]}
 
-    def _replay_approver(self, ctx: FederateContext, book: AmmWindow,
-                         expected: dict[str, Intent], answers: dict[str, dict]):
+    def _replay_approver(self, ctx: FederateContext, book: AmmWindow, replay: BatchReplay):
         def approve(injections: dict) -> dict:
-            intent = book.pending
-            answer = answers.get(intent.id) if intent is not None else None
-            if answer is None or expected.get(intent.id) != intent:
+            answer = replay.answer(book.pending) if book.pending is not None else None
+            if answer is None:
                 raise _NeedGrid
             if answer.get("feasible") or not answer.get("converged") or not self.config.fsvr_assist:
                 return answer
-            return self._ask_fsvr(ctx, injections, answer)
+            assisted = self._ask_fsvr(ctx, injections, answer)
+            if assisted.get("feasible"):
+                replay.misalign()  # approved with a new FSVR setting the grid did not evaluate on
+            return assisted
         return approve
 
     # --- grid round trip -------------------------------------------------------------------

@@ -153,7 +153,10 @@ class AmmWindow:
         self._trades_kw: dict[str, float] = {}
         self._storage: tuple[StorageAccount, ...] | None = None
         self.pending: Intent | None = None  # the transaction being approved, as an intent
-        self.speculative: list[Intent] | None = None  # see `fork`
+        # every intent this window creates (asked of the grid, or local) when a list: a fork's
+        # speculation, the replay of a batch's answers (federates/amm/federate.py)
+        self.intent_log: list[Intent] | None = None
+        self.assume_approved = False  # a fork: see `fork`
 
     # --- stage 1 ---------------------------------------------------------------------------
     def add_liquidity(self, esu_name: str, e_kwh: float, opening_price: float | None = None
@@ -218,12 +221,13 @@ class AmmWindow:
             return TxResult(tx, False, problem, decided_by="storage")
         answer: dict[str, Any] = {}
         d_loss_kwh = 0.0
-        if self.approve is not None or self.speculative is not None:
+        if self.approve is not None or self.assume_approved:
             if self.loss_kw is None:
                 self.loss_kw = self.base_losses()
             self.pending = self._intent(tx, swap, es_i)
-            if self.speculative is not None:  # a fork: assume approval, note what was asked
-                self.speculative.append(self.pending)
+            if self.intent_log is not None:
+                self.intent_log.append(self.pending)
+            if self.assume_approved:
                 answer = {"feasible": True, "converged": True, "losses_kw": self.loss_kw}
             else:
                 answer = self.approve(self.chain().injections(
@@ -253,12 +257,12 @@ class AmmWindow:
 
     def fork(self) -> AmmWindow:
         """A copy that decides the coming transactions as if the grid approved each one and lists
-        the intents it would have asked about (`speculative`): batched approval sends them at once."""
+        the intents it would have asked about (`intent_log`): batched approval sends them at once."""
         twin = copy.copy(self)
         twin.pool = self.pool.copy()
         twin.es_cont = dict(self.es_cont)
         twin._trades_kw = dict(self._trades_kw)
-        twin.approved, twin.ledger, twin.speculative = [], Ledger(), []
+        twin.approved, twin.ledger, twin.intent_log, twin.assume_approved = [], Ledger(), [], True
         return twin
 
     def _esu_limits(self, es_cont: dict[str, float]) -> str:
@@ -349,7 +353,7 @@ class AmmWindow:
         result.reason = f"{why}; all {tx.e_kwh:g} kWh settled with the utility"
         self.approved.append(result)
         added = self._approved_trade(result)
-        if self.speculative is not None:  # the grid must add its (zero) trade too
-            self.speculative.append(Intent(tx.id, {}, tuple(0.0 for _ in self.esus), added,
+        if self.intent_log is not None:  # the grid must add its (zero) trade too
+            self.intent_log.append(Intent(tx.id, {}, tuple(0.0 for _ in self.esus), added,
                                            local=True))
         return result

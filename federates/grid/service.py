@@ -177,10 +177,13 @@ class GridService:
     def answer_sequence(self, request: dict[str, Any]) -> dict[str, Any]:
         """Batched approval (docs/interfaces.md): the `intents` in order, each evaluated on the
         approval state `chain` plus every intent approved before it, exactly as one query per
-        transaction would carry it; stops at the first one refused, or one a storage account
-        cannot serve (the market then refuses it itself). Local intents (settled without the
-        grid) only add their trade."""
+        transaction would carry it. A refused intent, or one a storage account cannot serve (the
+        market refuses it itself), is not applied and the next is evaluated without it: the
+        market uses each answer only while its own decisions match (federates/amm/federate.py).
+        With `"after_refusal": "stop"` the batch ends there instead. Local intents (settled
+        without the grid) only add their trade."""
         chain = ApprovalChain.from_json(request["chain"])
+        stop = request.get("after_refusal") == "stop"
         answers: list[dict[str, Any]] = []
         for raw in request.get("intents") or []:
             intent = Intent.from_json(raw)
@@ -190,12 +193,15 @@ class GridService:
             es_cont = chain.provisional(intent)
             if any(a.exceeded(es) for a, es in zip(chain.storage, es_cont, strict=True)):
                 answers.append({"id": intent.id, "stopped": "storage limit"})
-                break
+                if stop:
+                    break
+                continue
             full = self.answer_query({"injections": chain.injections(intent.trade_kw, es_cont)})
             answers.append({"id": intent.id} | {k: full[k] for k in _SEQUENCE_KEYS if k in full})
-            if not full["feasible"]:
+            if full["feasible"]:
+                chain.approve(intent, es_cont, full["losses_kw"])
+            elif stop:
                 break
-            chain.approve(intent, es_cont, full["losses_kw"])
         return {"answers": answers}
 
     def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
