@@ -12,7 +12,7 @@ import yaml
 from helpers import assert_no_process_left, lemcosim
 from synthetic_logs import Rows
 
-from lemcosim.analysis import pool_share_by_month
+from lemcosim.analysis import load_run, pool_share_by_month
 from lemcosim.analysis.report import analyze
 
 DAY_S = 86400.0
@@ -104,3 +104,10 @@ def test_the_year_in_daily_windows_trades_through_the_pool_in_every_month(tmp_pa
     assert (table.longest_skip_windows <= MAX_SKIP_WINDOWS).all(), shown
     # summer (PV) fills the pool better than winter: June–August at least 0.95
     assert (table.loc["2026-06":"2026-08", "pool_share"] >= 0.95).all(), shown
+    # the ESUs' energy management follows the seasons: both recharge from the utility in January
+    # (measured +1,727 and +2,879 kWh) and sell the PV surplus to it in July (−867, −1,446 kWh)
+    exchange = load_run(run_dir, federates=["amm"], quantities=["utility_exchange_kwh"])
+    january = exchange[exchange.window < 31].groupby("entity").value.sum()
+    july = exchange[exchange.window.between(181, 211)].groupby("entity").value.sum()  # 1–31 Jul
+    assert sorted(january.index) == sorted(july.index) == ["es671", "es675"]
+    assert (january > 0).all() and (july < 0).all(), (january, july)
