@@ -123,7 +123,8 @@ def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, Watc
 
 
 def rss_marks(samples: list[Sample], windows: int) -> list[tuple[str, Sample]]:
-    """For each mark f, the first sample once the market completed ⌈f·N⌉ windows (at least 1)."""
+    """For each mark f, the first sample once the market completed ⌈f·N⌉ windows (at least 1).
+    At 100 % the federates may already be shutting down (writing their logs' last segments)."""
     marks = []
     for label, f in MARKS:
         due = max(1, math.ceil(f * windows))
