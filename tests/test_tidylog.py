@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from lemcosim.analysis.load import load_run
@@ -98,3 +99,13 @@ def test_flush_returns_once_the_rows_are_readable_and_progress_follows_the_rows(
     log.mark_progress(1, "done")
     assert json.loads((tmp_path / "logs" / "grid.progress").read_text())["state"] == "done"
     assert [p.name for p in log.path.iterdir()] == ["part-00000000.parquet"]
+
+
+def test_numbers_of_other_types_are_logged_as_the_schema_types(tmp_path):
+    log = TidyLog(tmp_path / "logs", "grid")
+    log.record(np.float32(900.5), np.int64(1), 675, "v_pu", np.float64(1.02), None, substep=2.0)
+    log.record(900, 1, "675", "v_pu", 1, "pu")
+    log.close()
+    df = load_run(tmp_path)
+    assert df[["time_s", "window", "substep", "entity", "value", "unit"]].values.tolist() == [
+        [900.5, 1, 2, "675", 1.02, ""], [900.0, 1, 0, "675", 1.0, "pu"]]

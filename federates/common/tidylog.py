@@ -47,6 +47,8 @@ __all__ = ["COLUMNS", "QUEUE_WINDOWS", "TidyLog"]
 
 QUEUE_WINDOWS = 32  # windows handed over but not yet written; a merge of parts takes ~10 windows
 _ROW_GROUP_ROWS = 65_536
+# a logged row as the federate buffers it: the schema without `federate`
+_ROW = pa.struct([f for f in SCHEMA if f.name != "federate"])
 _WINDOW, _FLUSH, _CLOSE = "window", "flush", "close"  # what the writer is asked to do
 
 
@@ -89,7 +91,8 @@ class TidyLog:
     ) -> None:
         number, text = split_value(value)  # now: a dict logged must not change in the queue
         # one tuple per row, typed by the writer: the federate's thread does the least
-        self._rows.append((time_s, window, substep, entity, quantity, number, text, unit))
+        self._rows.append((time_s, window, substep, str(entity), quantity, number, text,
+                           unit or ""))
 
     def record_many(
         self, time_s: float, window: int, entity_values: dict[str, float], quantity: str, unit: str,
@@ -211,15 +214,15 @@ class TidyLog:
     def _batch_of(self, rows: list[tuple]) -> pa.RecordBatch | None:
         if not rows:
             return None
-        time_s, window, substep, entity, quantity, value, text, unit = zip(*rows, strict=True)
-        columns = {
-            "time_s": [float(t) for t in time_s], "window": [int(w) for w in window],
-            "substep": [int(s) for s in substep], "federate": [self.federate] * len(rows),
-            "entity": [str(e) for e in entity], "quantity": quantity, "value": value,
-            "text": text, "unit": [u or "" for u in unit],
-        }
-        return pa.record_batch([pa.array(columns[c], SCHEMA.field(c).type) for c in COLUMNS],
-                               schema=SCHEMA)
+        try:  # Arrow converts the rows in C++ (3x faster than column by column in Python)
+            rows_array = pa.array(rows, _ROW)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers of other types: as Python's
+            rows_array = pa.array([(float(t), int(w), int(s), *rest) for t, w, s, *rest in rows],
+                                  _ROW)
+        logged = pa.RecordBatch.from_struct_array(rows_array)
+        return pa.record_batch(
+            [pa.repeat(self.federate, len(rows)) if c == "federate" else logged[c]
+             for c in COLUMNS], schema=SCHEMA)
 
     def _append_journal(self, batch: pa.RecordBatch | None) -> None:
         if batch is None:
