@@ -98,8 +98,7 @@ class Summary:
         return cls(True, flow.losses_kw, dict(zip(flow.vuf_buses, flow.vuf_pct.tolist(), strict=True)),
                    flow.band_violation_pu(limits), v_in, tuple(flow.node_names), flow.v_pu.copy(),
                    (limits.v_min_pu, limits.v_max_pu), not violations,
-                   {k: dict(zip(("where", "value"), flow.extreme(k), strict=True))
-                    for k in ("v_min", "v_max", "vuf_max", "loading_max")}, violations,
+                   flow.extremes(), violations,
                    limits.vuf_max_pct)
 
     @classmethod

@@ -20,8 +20,11 @@ from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.grid.devices import DeviceError, setting_from_json
 from lemcosim.federates.grid.model import GridError, GridModel, Limits, PowerFlow
 
-# what a market needs of each answer in a batch (the full answer adds per-bus detail)
-_SEQUENCE_KEYS = ("feasible", "converged", "reason", "rule", "violations", "losses_kw", "extremes")
+
+def _refused(reason: str) -> dict[str, Any]:
+    """The answer to a query the grid cannot evaluate (bad injection or device setting)."""
+    return {"feasible": False, "converged": False, "reason": reason, "violations": [],
+            "losses_kw": None}
 
 
 @dataclass
@@ -122,13 +125,8 @@ class GridService:
         if not isinstance(extra, dict):
             raise GridError("query `injections` must map BUS.PHASE to [p_kw, q_kvar]")
         load_mult = self.model.load_mult
+        v_in = None
         try:
-            combined = {k: list(v) for k, v in self.committed.items()}
-            for key, pq in extra.items():
-                base = combined.setdefault(str(key).lower(), [0.0, 0.0])
-                base[0] += float(pq[0])
-                base[1] += float(pq[1]) if len(pq) > 1 else 0.0
-            self.model.set_injections(combined)
             device = (setting_from_json(request["device"]) if request.get("device")
                       else self.committed_device)
             if device is not self.model.device:
@@ -137,32 +135,18 @@ class GridService:
                 if float(request["load_mult"]) <= 0:
                     raise GridError(f"load_mult {request['load_mult']} must be positive")
                 self.model.set_load_mult(float(request["load_mult"]))
-            flow = self.model.solve()
-            self.failed_flows += not flow.converged
-            v_in = (self.model.device_voltages()[0]
-                    if flow.converged and self.model.device is not None else None)
+            flow, verdict = self._evaluate(extra)
+            if flow is not None and flow.converged and self.model.device is not None:
+                v_in = self.model.device_voltages()[0]
         except (DeviceError, GridError) as exc:
-            return {"feasible": False, "converged": False, "reason": str(exc), "violations": [],
-                    "losses_kw": None}
-        except (TypeError, ValueError, IndexError) as exc:
-            return {"feasible": False, "converged": False, "reason": f"bad injection: {exc}",
-                    "violations": [], "losses_kw": None}
+            flow, verdict = None, _refused(str(exc))
         finally:
             self.model.set_injections(self.committed)
             if self.model.load_mult != load_mult:
                 self.model.set_load_mult(load_mult)
-        violations = flow.violations(self.model.limits, self.committed_flow)
-        return {
-            "feasible": flow.converged and not violations,
-            "converged": flow.converged,
-            "reason": flow.reason or ("; ".join(f"{v['constraint']} at {v['where']}: {v['value']}"
-                                                 for v in violations)),
-            "violations": violations,
-            "rule": self.model.limits.rule,
-            "losses_kw": flow.losses_kw if flow.converged else None,
-            "extremes": {k: dict(zip(("where", "value"), flow.extreme(k), strict=True))
-                         for k in ("v_min", "v_max", "vuf_max", "loading_max")} if flow.converged
-            else {},
+        if flow is None:
+            return verdict
+        return verdict | {
             "vuf_pct": dict(zip(flow.vuf_buses, np.round(flow.vuf_pct, 6).tolist(), strict=True)),
             "band_violation_pu": (flow.band_violation_pu(self.model.limits) if flow.converged
                                   else None),
@@ -174,6 +158,32 @@ class GridService:
              "limits": {"vuf_max_pct": self.model.limits.vuf_max_pct}}
             if request.get("detail") and flow.converged else {})
 
+    def _evaluate(self, extra: dict) -> tuple[PowerFlow | None, dict[str, Any]]:
+        """Solve the committed injections plus `extra` ({BUS.PHASE: [p_kw, q_kvar]}) and judge the
+        result (what every answer carries); the injections stay applied (callers restore)."""
+        try:
+            combined = {k: [p, q] for k, (p, q) in self.committed.items()}
+            for key, pq in extra.items():
+                base = combined.setdefault(str(key).lower(), [0.0, 0.0])
+                base[0] += float(pq[0])
+                base[1] += float(pq[1]) if len(pq) > 1 else 0.0
+            self.model.set_injections(combined)
+        except (TypeError, ValueError, IndexError) as exc:
+            return None, _refused(f"bad injection: {exc}")
+        flow = self.model.solve()
+        self.failed_flows += not flow.converged
+        violations = flow.violations(self.model.limits, self.committed_flow)
+        return flow, {
+            "feasible": flow.converged and not violations,
+            "converged": flow.converged,
+            "reason": flow.reason or ("; ".join(f"{v['constraint']} at {v['where']}: {v['value']}"
+                                                 for v in violations)),
+            "violations": violations,
+            "rule": self.model.limits.rule,
+            "losses_kw": flow.losses_kw if flow.converged else None,
+            "extremes": flow.extremes() if flow.converged else {},
+        }
+
     def answer_sequence(self, request: dict[str, Any]) -> dict[str, Any]:
         """Batched approval (docs/interfaces.md): the `intents` in order, each evaluated on the
         approval state `chain` plus every intent approved before it, exactly as one query per
@@ -181,27 +191,36 @@ class GridService:
         market refuses it itself), is not applied and the next is evaluated without it: the
         market uses each answer only while its own decisions match (federates/amm/federate.py).
         With `"after_refusal": "stop"` the batch ends there instead. Local intents (settled
-        without the grid) only add their trade."""
+        without the grid) only add their trade. The committed state is restored once, after the
+        batch (loads edited back and forth per intent would cost as much as the solves)."""
         chain = ApprovalChain.from_json(request["chain"])
         stop = request.get("after_refusal") == "stop"
+        if self.model.device is not self.committed_device:
+            self.model.set_device(self.committed_device)
         answers: list[dict[str, Any]] = []
-        for raw in request.get("intents") or []:
-            intent = Intent.from_json(raw)
-            if intent.local:
-                chain.add_trade(intent.commit_kw or intent.trade_kw)
-                continue
-            es_cont = chain.provisional(intent)
-            if any(a.exceeded(es) for a, es in zip(chain.storage, es_cont, strict=True)):
-                answers.append({"id": intent.id, "stopped": "storage limit"})
-                if stop:
+        try:
+            for raw in request.get("intents") or []:
+                intent = Intent.from_json(raw)
+                if intent.local:
+                    chain.add_trade(intent.commit_kw or intent.trade_kw)
+                    continue
+                es_cont = chain.provisional(intent)
+                if any(a.exceeded(es) for a, es in zip(chain.storage, es_cont, strict=True)):
+                    answers.append({"id": intent.id, "stopped": "storage limit"})
+                    if stop:
+                        break
+                    continue
+                try:
+                    _, verdict = self._evaluate(chain.injections(intent.trade_kw, es_cont))
+                except GridError as exc:
+                    verdict = _refused(str(exc))
+                answers.append({"id": intent.id} | verdict)
+                if verdict["feasible"]:
+                    chain.approve(intent, es_cont, verdict["losses_kw"])
+                elif stop:
                     break
-                continue
-            full = self.answer_query({"injections": chain.injections(intent.trade_kw, es_cont)})
-            answers.append({"id": intent.id} | {k: full[k] for k in _SEQUENCE_KEYS if k in full})
-            if full["feasible"]:
-                chain.approve(intent, es_cont, full["losses_kw"])
-            elif stop:
-                break
+        finally:
+            self.model.set_injections(self.committed)
         return {"answers": answers}
 
     def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
