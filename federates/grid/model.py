@@ -8,6 +8,7 @@ kind) recompiles the circuit; a change of magnitude only is a property edit.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,20 +335,21 @@ class GridModel:
         """Replace every injection (kW, kvar; positive into the grid); unknown keys raise."""
         cleaned: dict[str, tuple[float, float]] = {}
         for key, pq in injections.items():
-            key = str(key).lower()
+            if key not in self._elements:  # a new element, or a key to normalise first
+                key = str(key).lower()
+                if key not in self._elements:
+                    self._ensure_element(key)
             try:
                 p_kw, q_kvar = (float(pq[0]), float(pq[1]) if len(pq) > 1 else 0.0)
             except (TypeError, ValueError, IndexError):
                 raise GridError(f"injection {key!r}: expected [p_kw, q_kvar], got {pq!r}") from None
-            if not (math.isfinite(p_kw) and math.isfinite(q_kvar)):
+            if not math.isfinite(p_kw + q_kvar):  # finite iff both are (inf − inf is NaN)
                 raise GridError(f"injection {key!r}: not a finite number")
-            if key not in self._elements:
-                self._ensure_element(key)
             prev = cleaned.get(key)
             cleaned[key] = (p_kw, q_kvar) if prev is None else (prev[0] + p_kw, prev[1] + q_kvar)
         loads = dss().Loads
-        for key in self.injections.keys() | cleaned.keys():
-            value = cleaned.get(key, (0.0, 0.0))
+        gone = [key for key in self.injections if key not in cleaned]
+        for key, value in itertools.chain(cleaned.items(), ((k, (0.0, 0.0)) for k in gone)):
             held = self._applied.get(key)
             if held == value:  # OpenDSS already holds it: no FFI call
                 continue

@@ -5,18 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 _A = np.exp(2j * np.pi / 3)
+_A2 = _A**2
 
 
 def sequence_components(v_abc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fortescue transform of phasors (..., 3) → (V0, V+, V−), each (...)."""
     va, vb, vc = v_abc[..., 0], v_abc[..., 1], v_abc[..., 2]
     v0 = (va + vb + vc) / 3
-    v_pos = (va + _A * vb + _A**2 * vc) / 3
-    v_neg = (va + _A**2 * vb + _A * vc) / 3
+    v_pos = (va + _A * vb + _A2 * vc) / 3
+    v_neg = (va + _A2 * vb + _A * vc) / 3
     return v0, v_pos, v_neg
 
 
 def vuf_pct(v_abc: np.ndarray) -> np.ndarray:
     """VUF in % for phasors (..., 3) of phases a, b, c."""
-    _, v_pos, v_neg = sequence_components(np.asarray(v_abc, dtype=complex))
+    v = np.asarray(v_abc, dtype=complex)
+    va, vb, vc = v[..., 0], v[..., 1], v[..., 2]
+    # the positive and negative sequences of `sequence_components`, without the zero sequence
+    v_pos = (va + _A * vb + _A2 * vc) / 3
+    v_neg = (va + _A2 * vb + _A * vc) / 3
     return 100.0 * np.abs(v_neg) / np.abs(v_pos)
