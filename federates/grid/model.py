@@ -83,21 +83,21 @@ class PowerFlow:
 
     def extreme(self, which: str) -> tuple[str, float]:
         """(where, value) of v_min, v_max, vuf_max or loading_max."""
-        if which in ("v_min", "v_max"):
-            mag = self.magnitude()
-            i = int(np.argmin(mag) if which == "v_min" else np.argmax(mag))
-            return self.node_names[i], float(mag[i])
-        names, values = ((self.vuf_buses, self.vuf_pct) if which == "vuf_max"
-                         else (self.line_names, self.loading_pct))
-        if len(values) == 0:
-            return "", 0.0
-        i = int(np.argmax(values))
-        return names[i], float(values[i])
+        found = self.extremes()[which]
+        return found["where"], found["value"]
 
     def extremes(self) -> dict[str, dict[str, str | float]]:
         """{v_min, v_max, vuf_max, loading_max: {where, value}} (an approval answer's)."""
-        return {k: dict(zip(("where", "value"), self.extreme(k), strict=True))
-                for k in ("v_min", "v_max", "vuf_max", "loading_max")}
+        mag = self.magnitude()
+        i, j = int(mag.argmin()), int(mag.argmax())
+        out = {"v_min": {"where": self.node_names[i], "value": float(mag[i])},
+               "v_max": {"where": self.node_names[j], "value": float(mag[j])}}
+        for key, names, values in (("vuf_max", self.vuf_buses, self.vuf_pct),
+                                   ("loading_max", self.line_names, self.loading_pct)):
+            k = int(values.argmax()) if len(values) else -1
+            out[key] = {"where": names[k], "value": float(values[k])} if k >= 0 else \
+                {"where": "", "value": 0.0}
+        return out
 
     def violations(self, limits: Limits, reference: PowerFlow | None = None) -> list[dict]:
         """Each violated constraint with where and its extreme value (see `Limits.rule`: with
