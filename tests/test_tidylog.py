@@ -14,6 +14,7 @@ import textwrap
 import time
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from lemcosim.analysis.load import load_run
@@ -109,3 +110,16 @@ def test_numbers_of_other_types_are_logged_as_the_schema_types(tmp_path):
     df = load_run(tmp_path)
     assert df[["time_s", "window", "substep", "entity", "value", "unit"]].values.tolist() == [
         [900.5, 1, 2, "675", 1.02, ""], [900.0, 1, 0, "675", 1.0, "pu"]]
+
+
+def test_a_batch_ends_early_at_65536_rows_whatever_its_windows(tmp_path):
+    # the writer's memory must not grow with the population: a batch of 96 windows of 40,000
+    # rows would hold 3.84 M rows; it is written as soon as it holds 65,536 or more
+    log = TidyLog(tmp_path / "logs", "amm", flush_every_windows=96)
+    for window in range(2):
+        for i in range(40_000):
+            log.record(900.0 * window, window, f"p{i}", "p_kw", 1.0, "kW")
+        log.end_window(window)
+    log.flush()
+    assert [p.name for p in log.path.iterdir()] == ["part-00000000.parquet"]  # 80,000 rows
+    assert pq.ParquetFile(log.path / "part-00000000.parquet").metadata.num_rows == 80_000

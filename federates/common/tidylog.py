@@ -1,19 +1,19 @@
 """Tidy, append-only event logs as streaming Parquet (schema and file names: logschema.py).
 
-Rows are buffered in columns by the federate. At the end of each window `end_window` hands the
-window's rows to the log's writer thread and returns at once (a few microseconds): the writing
-is off the federation's critical path, where the peers would otherwise wait for it. The writer
-turns them into an Arrow batch and, once the batch holds `flush_every_windows` windows, writes it
-as one Parquet file (`part-<seq>.parquet`, one row group), to a temporary name then renamed, so a
-run killed at any moment (even SIGKILL) keeps every completed batch as a valid file; the windows
-before append their rows to the batch's Arrow IPC journal, cheap and readable after a kill. Only
-then does the writer advance the progress file (`<federate>.progress`): every window it reports
-complete is in the OS's hands. `flush` waits until everything logged so far is (a checkpoint
-must agree with the log). The writer lags at most `QUEUE_WINDOWS` windows behind: past that
-`end_window` waits for it, so memory stays bounded. Parts are merged into segments of larger row
-groups as they accumulate: a year-long run leaves a few hundred files, and the writer holds one
-batch plus one merge in memory (flat). A failed write is raised in the federate, naming the file,
-at its next `end_window`, `flush` or `close`.
+Rows are buffered by the federate, one tuple per row. At the end of each window `end_window`
+hands the window's rows to the log's writer thread and returns at once (tens of microseconds):
+the writing is off the federation's critical path, where the peers would otherwise wait for it.
+The writer turns them into an Arrow batch and, once the batch holds `flush_every_windows` windows
+(or 65,536 rows), writes it as one Parquet file (`part-<seq>.parquet`, one row group), to a
+temporary name then renamed, so a run killed at any moment (even SIGKILL) keeps every completed
+batch as a valid file; the windows before append their rows to the batch's Arrow IPC journal,
+cheap and readable after a kill. Only then does the writer advance the progress file
+(`<federate>.progress`): every window it reports complete is in the OS's hands. `flush` waits
+until everything logged so far is (a checkpoint must agree with the log). The writer lags at most
+`QUEUE_WINDOWS` windows behind: past that `end_window` waits for it, so memory stays bounded.
+Parts are merged into segments of larger row groups as they accumulate: a year-long run leaves a
+few hundred files, and the writer holds one batch plus one merge in memory (flat). A failed write
+is raised in the federate, naming the file, at its next `end_window`, `flush` or `close`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from lemcosim.federates.common.logschema import (
 __all__ = ["COLUMNS", "QUEUE_WINDOWS", "TidyLog"]
 
 QUEUE_WINDOWS = 32  # windows handed over but not yet written; a merge of parts takes ~10 windows
-_ROW_GROUP_ROWS = 65_536
+_ROW_GROUP_ROWS = 65_536  # also the most rows a batch holds: its windows end early (memory)
 # a logged row as the federate buffers it: the schema without `federate`
 _ROW = pa.struct([f for f in SCHEMA if f.name != "federate"])
 _WINDOW, _FLUSH, _CLOSE = "window", "flush", "close"  # what the writer is asked to do
@@ -199,7 +199,8 @@ class TidyLog:
         batch = self._batch_of(rows)
         if what == _WINDOW:
             self._windows_buffered += 1
-            if self._windows_buffered >= self.flush_every_windows:
+            held = sum(b.num_rows for b in self._batches) + (batch.num_rows if batch else 0)
+            if self._windows_buffered >= self.flush_every_windows or held >= _ROW_GROUP_ROWS:
                 self._write_part(batch)
             else:
                 self._append_journal(batch)
