@@ -223,16 +223,11 @@ def core_init(scenario: Scenario, port: int, address: str = "127.0.0.1") -> str:
 
 
 def broker_flags(scenario: Scenario) -> str:
-    """Flags every broker of the run shares: core type, log level, the run's time limits, and
-    global time coordination. The market and the grid read each other's publications; HELICS'
-    default (distributed) coordination then re-sends time requests between the two without
-    end while either waits, through the broker (≈3,350 per window on year_ieee13, ≈45 with
-    `--globaltime`), and each round trip costs 2–4× a bare ping-pong
-    (benchmarks/roundtrip_pattern.py, docs/performance.md)."""
+    """Flags every broker of the run shares: core type, log level and the run's time limits."""
     h = scenario.helics
     return (f"--coretype={h.core_type} --loglevel={h.log_level} "
             f"--maxcosimduration={int(h.timeout_s)}s --terminate_on_error "
-            f"--timeout={int(h.external_timeout_s)}s --globaltime")
+            f"--timeout={int(h.external_timeout_s)}s")
 
 
 def broker_command(scenario: Scenario, n_federates: int, port: int, helics_bin: str) -> str:

@@ -28,8 +28,6 @@ from lemcosim.federates.common.heartbeat import Heartbeat
 from lemcosim.federates.common.tidylog import TidyLog
 
 _TIME_EPS_S = 1e-7
-# HELICS' global ids of federates (brokers and cores have ids outside this range)
-_FEDERATE_IDS = (0x20000, 0x70000000)
 
 
 @dataclass
@@ -347,15 +345,13 @@ class _Pace:
     Before it asks for window w it waits until every dependent was granted T_{w−2} (a HELICS
     `global_time` query, polled). Not a time dependency: that would close a cycle through the
     market ⇄ grid round trips and slow each of them several times (benchmarks/cosim.py); the lag
-    of two windows lets a dependent finish window w − 1 with this federate's data in hand.
-    Under global time coordination (runner/compose.py) HELICS names only the broker as its
-    dependent: then every other federate counts as a reader."""
+    of two windows lets a dependent finish window w − 1 with this federate's data in hand."""
 
     _LAG_WINDOWS = 2
     _MAX_SLEEP_S = 0.02
 
     def __init__(self, h: Any, fed: Any, name: str, clock: WindowClock) -> None:
-        self._h, self._fed, self._name, self._clock = h, fed, name, clock
+        self._h, self._fed, self._clock = h, fed, clock
         self.first_window = 0  # the window a (resumed) run starts at
         self._query = h.helicsCreateQuery("root", "global_time")
         query = h.helicsCreateQuery(name, "dependents")
@@ -363,16 +359,14 @@ class _Pace:
             dependents = h.helicsQueryExecute(query, fed)
         finally:
             h.helicsQueryFree(query)
-        ids = {int(i) for i in dependents} if isinstance(dependents, list) else set()
-        self._ids = {i for i in ids if _FEDERATE_IDS[0] <= i < _FEDERATE_IDS[1]}
-        self._all_others = bool(ids) and not self._ids  # only brokers: global time
+        self._ids = {int(i) for i in dependents} if isinstance(dependents, list) else set()
 
     @classmethod
     def of(cls, h: Any, fed: Any, name: str, clock: WindowClock) -> _Pace | None:
         if h.helicsFederateGetInputCount(fed) or h.helicsFederateGetEndpointCount(fed):
             return None
         pace = cls(h, fed, name, clock)
-        return pace if pace._ids or pace._all_others else None
+        return pace if pace._ids else None
 
     def wait_for(self, window: int, stats: defaultdict[str, float]) -> None:
         if window < self.first_window + self._LAG_WINDOWS:  # its dependents start there too
@@ -390,8 +384,7 @@ class _Pace:
         """The lowest granted time among the dependents still connected (None: none left)."""
         times = [f.get("granted_time", 0.0)
                  for f in _federates(self._h.helicsQueryExecute(self._query, self._fed))
-                 if (f.get("attributes", {}).get("name") != self._name if self._all_others
-                     else int(f.get("attributes", {}).get("id", -1)) in self._ids)]
+                 if int(f.get("attributes", {}).get("id", -1)) in self._ids]
         return min(times) if times else None
 
 
