@@ -59,6 +59,11 @@ class Limits:
     rule: str = "absolute"
 
 
+def _limit(limits: Limits, which: str) -> float:
+    return {"v_min": limits.v_min_pu, "v_max": limits.v_max_pu, "vuf_max": limits.vuf_max_pct,
+            "loading_max": limits.loading_max_pct}[which]
+
+
 @dataclass
 class PowerFlow:
     """A solved (or failed) power flow."""
@@ -74,6 +79,8 @@ class PowerFlow:
     loading_pct: np.ndarray = field(default_factory=lambda: np.zeros(0))
     reason: str = ""
     _magnitude: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _stack: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _threshold_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def magnitude(self) -> np.ndarray:
         """|V| per bus phase, pu (computed once: every judgement of the flow reads it)."""
@@ -100,38 +107,67 @@ class PowerFlow:
         return out
 
     def violations(self, limits: Limits, reference: PowerFlow | None = None) -> list[dict]:
-        """Each violated constraint with where and its extreme value (see `Limits.rule`: with
-        no_worse a bus·phase, bus or line counts only if it is beyond its limit and worse than in
-        `reference` by more than 1e-4 of the limit — solver noise is not a new violation)."""
+        """Each violated constraint with where and its extreme value (see `Limits.rule`): a bus
+        phase, bus or line beyond its limit by more than 1e-9; with no_worse, and worse than in
+        `reference` by more than 1e-4 of the limit (solver noise is not a new violation)."""
         if not self.converged:
             return [{"constraint": "convergence", "where": "", "value": None, "limit": None}]
         compare = limits.rule == "no_worse" and reference is not None and reference.converged
+        sign, threshold = (reference if compare else self)._thresholds(limits, self, compare)
+        stack = self._stacked()
+        bad = sign * stack > threshold  # every bus phase, bus and line at once
+        if not bad.any():
+            return []
         out = []
-        for which, limit, sign in (("v_min", limits.v_min_pu, -1.0), ("v_max", limits.v_max_pu, 1.0),
-                                   ("vuf_max", limits.vuf_max_pct, 1.0),
-                                   ("loading_max", limits.loading_max_pct, 1.0)):
-            names, values = self._quantity(which)
-            if len(values) == 0:
-                continue
-            bad = sign * (values - limit) > 1e-9
-            if not bad.any():
-                continue
-            if compare:
-                ref_names, ref_values = reference._quantity(which)
-                if ref_names is names or list(ref_names) == list(names):
-                    bad &= sign * (values - ref_values) > 1e-4 * limit
-            if bad.any():
-                i = int(np.flatnonzero(bad)[np.argmax(sign * values[bad])])
+        for which, lo, hi, names in self._segments():
+            seg = bad[lo:hi]
+            if seg.any():
+                values = stack[lo:hi]
+                i = int(np.flatnonzero(seg)[np.argmax(sign[lo] * values[seg])])
                 out.append({"constraint": which, "where": names[i],
-                            "value": round(float(values[i]), 6), "limit": limit})
+                            "value": round(float(values[i]), 6), "limit": _limit(limits, which)})
         return out
 
-    def _quantity(self, which: str) -> tuple[list[str], np.ndarray]:
-        if which in ("v_min", "v_max"):
-            return self.node_names, self.magnitude()
-        if which == "vuf_max":
-            return self.vuf_buses, self.vuf_pct
-        return self.line_names, self.loading_pct
+    def _thresholds(self, limits: Limits, flow: PowerFlow, compare: bool
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sign (−1 for a lower limit) and threshold per element of `flow._stacked()`: an element
+        violates when sign·value > threshold. With `compare`, this flow is the reference: a
+        quantity laid out as in `flow` must also be worse than here. Kept per reference (a
+        window's committed flow judges every query of the window)."""
+        key = (limits, compare)
+        cached = self._threshold_cache.get(key)
+        if cached is not None and cached[0] is flow.node_names and cached[1] is flow.vuf_buses \
+                and cached[2] is flow.line_names:
+            return cached[3], cached[4]
+        ref = {w: (lo, hi, names) for w, lo, hi, names in self._segments()} if compare else {}
+        ref_stack = self._stacked() if compare else None
+        signs, thresholds = [], []
+        for which, lo, hi, names in flow._segments():
+            sign, limit = (-1.0 if which == "v_min" else 1.0), _limit(limits, which)
+            threshold = np.full(hi - lo, sign * limit + 1e-9)
+            r_lo, r_hi, ref_names = ref.get(which, (0, 0, None))
+            if ref_names is not None and (ref_names is names or list(ref_names) == list(names)):
+                threshold = np.maximum(threshold, sign * ref_stack[r_lo:r_hi] + 1e-4 * limit)
+            signs.append(np.full(hi - lo, sign))
+            thresholds.append(threshold)
+        sign_vec, threshold_vec = np.concatenate(signs), np.concatenate(thresholds)
+        self._threshold_cache[key] = (flow.node_names, flow.vuf_buses, flow.line_names,
+                                      sign_vec, threshold_vec)
+        return sign_vec, threshold_vec
+
+    def _segments(self) -> list[tuple[str, int, int, list[str]]]:
+        """(constraint, start, end, names) of each judged quantity in `_stacked`."""
+        n, m, k = len(self.node_names), len(self.vuf_buses), len(self.line_names)
+        return [("v_min", 0, n, self.node_names), ("v_max", n, 2 * n, self.node_names),
+                ("vuf_max", 2 * n, 2 * n + m, self.vuf_buses),
+                ("loading_max", 2 * n + m, 2 * n + m + k, self.line_names)]
+
+    def _stacked(self) -> np.ndarray:
+        """|V| (twice: the v_min and v_max checks), VUF and line loading in one array."""
+        if self._stack is None:
+            mag = self.magnitude()
+            self._stack = np.concatenate((mag, mag, self.vuf_pct, self.loading_pct))
+        return self._stack
 
     def band_violation_pu(self, limits: Limits) -> float:
         """Σ over bus phases of how far |V| lies outside [v_min, v_max], pu (inf if not solved)."""
