@@ -96,14 +96,15 @@ class PowerFlow:
     def extremes(self) -> dict[str, dict[str, str | float]]:
         """{v_min, v_max, vuf_max, loading_max: {where, value}} (an approval answer's)."""
         mag = self.magnitude()
-        i, j = int(mag.argmin()), int(mag.argmax())
-        out = {"v_min": {"where": self.node_names[i], "value": float(mag[i])},
-               "v_max": {"where": self.node_names[j], "value": float(mag[j])}}
-        for key, names, values in (("vuf_max", self.vuf_buses, self.vuf_pct),
+        out = {}
+        for key, names, values in (("v_min", self.node_names, mag), ("v_max", self.node_names, mag),
+                                   ("vuf_max", self.vuf_buses, self.vuf_pct),
                                    ("loading_max", self.line_names, self.loading_pct)):
-            k = int(values.argmax()) if len(values) else -1
-            out[key] = {"where": names[k], "value": float(values[k])} if k >= 0 else \
-                {"where": "", "value": 0.0}
+            if len(values) == 0:  # nothing of the kind (or not solved)
+                out[key] = {"where": "", "value": 0.0}
+                continue
+            k = int(values.argmin() if key == "v_min" else values.argmax())
+            out[key] = {"where": names[k], "value": float(values[k])}
         return out
 
     def violations(self, limits: Limits, reference: PowerFlow | None = None) -> list[dict]:
