@@ -38,10 +38,11 @@ FINDINGS (HELICS 3.6.1, zmq core, 2 cores; 150 windows, 1 round trip each, best 
   window, not per round trip), the interruptible grid requesting its next window step instead
   of MAXTIME, targeted endpoints, a third federate as such.
 - Flags that do not remove it: uninterruptible/interruptible either way, event_triggered,
-  forward_compute, wait_for_current_time_update (hangs), restrictive_time_policy (on the grid:
-  an endless storm, a livelock), time_delta/period δ (halve the storm, round trip ≈ 1.4×),
-  input options ignore_interrupts/receive_only/source_only, single_thread_federate, zmq_ss,
-  tcp/tcp_ss cores (as slow, within the noise).
+  forward_compute, wait_for_current_time_update on the market (hangs), restrictive_time_policy
+  (on the grid: an endless storm, a livelock), time_delta/period δ (halve the storm, round trip
+  ≈ 1.4×), input options ignore_interrupts/receive_only/source_only, single_thread_federate,
+  the zmq_ss core; tcp/tcp_ss cores were no clear gain under load (and the federation on the
+  tcp core lost comms in both of two 192-window runs of benchmarks/cosim.py).
 - The broker's `--globaltime` removes it (≈ 45 time requests per window in the real federation,
   round trip at the floor) but HELICS 3.6.1's global time coordinator stops granting after a
   few thousand windows: every bare variant stalled between window 3,500 and 4,500 (900 s
@@ -50,7 +51,11 @@ FINDINGS (HELICS 3.6.1, zmq core, 2 cores; 150 windows, 1 round trip each, best 
 - What removes it without a flag: no value cycle. `3fed_paced-cycle` (the grid publishes
   nothing the market subscribes to) is back near the floor. In lemcosim the market reads only
   `grid/losses_kw` (the committed base-state losses at T_w + δ); carrying that number in a
-  message the grid already sends the market would break the cycle (docs/performance.md).
+  message the grid already sends the market would break the cycle. Measured by dropping that
+  subscription (results then differ): the broker's time requests fell from ≈ 3,350 to ≈ 80 per
+  window, yet the real round trip stayed at 2.6–3.1× the ping-pong (3.4–3.5× with the cycle,
+  same minutes): in the real federation the cycle is not the main cost; the rest is open
+  (docs/performance.md).
 """
 
 from __future__ import annotations
