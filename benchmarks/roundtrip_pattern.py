@@ -58,7 +58,8 @@ FINDINGS (HELICS 3.6.1, zmq core, 2 cores; 150 windows, 1 round trip each, best 
   (docs/performance.md).
 - A lead for the rest: a long serving time costs extra even with two bare federates.
   `2fed+serve20` (the grid spins 20 ms before answering, subtracted) measured 3.5–3.7 ms per
-  round trip against 1.7 ms for `2fed` in the same run; the real grid serves a batch for
+  round trip against 1.7 ms for `2fed` in the same run (another run: 2.1 against 1.4 ms);
+  the real grid serves a batch for
   17–26 ms. Not yet explained (wake-up latency of the waiting side's HELICS/zmq threads on a
   loaded 2-core machine is a guess, not a finding).
 """
