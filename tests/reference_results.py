@@ -2,11 +2,15 @@
 prices, each ESU's delivery, and the losses of each window's final power flow.
 
 `python tests/reference_results.py RUN_DIR OUT.json` extracts them from a run folder. The files
-in tests/data/reference_*.json were captured this way from commit ccc1e1b (one HELICS round trip
-per transaction, before issue 13's batched approval) and are compared by tests/test_ch3_cases.py
-and tests/test_quickstart.py: exactly (floats as JSON round-trips them) with the market's
-`after_refusal: stop`, which makes the grid solve the very power flows of one query per
-transaction in their order; with the default `continue`, a batch may make the grid solve an
+in tests/data/reference_*.json were captured from commit ccc1e1b (one HELICS round trip per
+transaction, before issue 13's batched approval); batches with `after_refusal: stop` reproduced
+them bit for bit (commit 3490b09). They were captured again with `after_refusal: stop` when the
+market began to receive the grid's committed losses PLoss_0 as a message: it had read them from a
+double publication as a string, which HELICS rounds to six decimals (112.34567890123456 kW read
+as 112.345679), so ΔLoss of each window's first trade moved by up to 5e-7 kW·Δt. They are
+compared by tests/test_ch3_cases.py and tests/test_quickstart.py: exactly (floats as JSON
+round-trips them) with `after_refusal: stop`, which makes the grid solve the very power flows of
+one query per transaction in their order; with the default `continue`, a batch may make the grid solve an
 intent the market then does not use, which moves OpenDSS's starting point for the next solve
 (the solver stops at 1e-8): decisions and texts stay identical, numbers agree to `TOLERANCE`.
 """
