@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from lemcosim.analysis.load import connect, log_files
+from lemcosim.analysis.load import connect, logged_federates
 from lemcosim.federates.common.logschema import COLUMNS
 
 
@@ -13,7 +13,7 @@ def export_csv(run_dir: Path, out: Path, federates: Iterable[str] | None = None,
                quantities: Iterable[str] | None = None,
                windows: tuple[int, int] | None = None) -> list[Path]:
     """Write OUT/<federate>.csv (columns as in the logs, text rows with an empty value)."""
-    names = sorted({p.parent.name for p in log_files(run_dir, federates)})
+    names = logged_federates(run_dir, federates)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in names:

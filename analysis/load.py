@@ -31,6 +31,13 @@ def log_files(run_dir: str | Path, federates: Iterable[str] | None = None) -> li
     return [f for folder in _folders(run_dir, federates) for f in live_files(folder)]
 
 
+def logged_federates(run_dir: str | Path, federates: Iterable[str] | None = None) -> list[str]:
+    """The federates with rows in the run's logs: Parquet files, or only journals (a killed run
+    whose windows since the last row group are journalled)."""
+    return sorted(folder.name for folder in _folders(run_dir, federates)
+                  if live_files(folder) or live_journals(folder))
+
+
 def journal_rows(run_dir: str | Path, federates: Iterable[str] | None = None) -> pa.Table:
     """Rows a killed federate flushed to its journal but never wrote as Parquet."""
     batches = []

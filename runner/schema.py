@@ -72,8 +72,10 @@ class HelicsConfig(Strict):
 
 class LogsConfig(Strict):
     flush_windows: PositiveInt = Field(
-        1, description="windows per Parquet row group of each federate's log; rows between "
-        "are journalled, so a killed run keeps them either way (docs: README, Run folders and logs)")
+        96, description="windows per Parquet row group of each federate's log (a day of "
+        "15-minute windows; a Parquet file per window cost each federate's writer more CPU than "
+        "its model on year_ieee13); rows between are journalled, so a killed run keeps them "
+        "either way (docs: README, Run folders and logs)")
     checkpoint_windows: NonNegativeInt = Field(
         96, description="every this many windows each federate checkpoints its state, so that "
         "`lemcosim run --resume RUN_DIR` continues a stopped run from there (0: never)")
