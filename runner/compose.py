@@ -74,6 +74,8 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         section = scenario.amm
         params = section.model_dump(mode="json", exclude={"enabled", "external"})
         plan = _typed_plan("amm", "amm", section.external, params)
+        if section.approval:
+            plan.subscriptions.append({"key": f"{section.grid}/losses_kw", "type": "string"})
         if section.transactions is None:
             sources = parts.get(section.source, [section.source])
             plan.subscriptions += [{"key": f"{src}/positions", "type": "string"} for src in sources]
@@ -163,9 +165,6 @@ def _grid_plan(scenario: Scenario, prosumer_names: list[str]) -> FederatePlan:
         "device": section.device.model_dump(mode="json") if section.device else None,
         "injection_sources": sources,
         "log_queries": section.log_queries,
-        # markets that ask it for approvals get its committed losses after each window solve
-        "losses_to": [f"{name}/dso" for name, amm in (("amm", scenario.amm),)
-                      if amm is not None and amm.enabled and amm.approval and amm.grid == "grid"],
     }
     plan = _typed_plan("grid", "grid", section.external, params)
     plan.subscriptions = [{"key": f"{src}/injections", "type": "string"} for src in sources]

@@ -5,7 +5,7 @@ prices, each ESU's delivery, and the losses of each window's final power flow.
 in tests/data/reference_*.json were captured from commit ccc1e1b (one HELICS round trip per
 transaction, before issue 13's batched approval); batches with `after_refusal: stop` reproduced
 them bit for bit (commit 3490b09). They were captured again with `after_refusal: stop` when the
-market began to receive the grid's committed losses PLoss_0 as a message: it had read them from a
+market began to read the grid's committed losses PLoss_0 as the double they are: it had read the
 double publication as a string, which HELICS rounds to six decimals (112.34567890123456 kW read
 as 112.345679), so ΔLoss of each window's first trade moved by up to 5e-7 kW·Δt. They are
 compared by tests/test_ch3_cases.py and tests/test_quickstart.py: exactly (floats as JSON

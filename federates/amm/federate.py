@@ -77,7 +77,7 @@ class AmmFederate(FederateModel):
     def on_window(self, ctx: FederateContext, window: int) -> None:
         books: dict[str, AmmWindow] = {}
         exchange = self._manage_esus(ctx, window)
-        base_losses = self._committed_losses(ctx, window) if self.config.approval else None
+        base_losses = self._committed_losses(ctx)
         opening = 0.0
         for label, esus in self.books.items():
             pool, opening = self._open_pool()
@@ -219,15 +219,12 @@ class AmmFederate(FederateModel):
                                    str(positions["phase"][i]), side, abs(e), limit))
         return txs[: self.config.max_trades] if self.config.max_trades else txs
 
-    def _committed_losses(self, ctx: FederateContext, window: int) -> float | None:
-        """The grid's losses of this window's base state (sent after its window solve at
-        T_w + δ and again after a re-solve), if it sent them."""
-        losses = None
-        for _, text, _ in ctx.receive(f"{self.name}/dso"):
-            message = json.loads(text)
-            if "committed_losses_kw" in message and message.get("window") == window:
-                losses = float(message["committed_losses_kw"])
-        return losses
+    def _committed_losses(self, ctx: FederateContext) -> float | None:
+        """The grid's losses of this window's base state (published at T_w + δ), if it sent them."""
+        key = f"{self.config.grid}/losses_kw"
+        if not self.config.approval or key not in ctx.inputs or not ctx.updated(key):
+            return None
+        return ctx.read_double(key)
 
     # --- batched approval (docs/amm.md) -----------------------------------------------------
     def _transact_batched(self, ctx: FederateContext, window: int, book: AmmWindow,

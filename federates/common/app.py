@@ -162,6 +162,15 @@ class FederateContext:
             del self.restored_inputs[key]  # this federation published it anew
         return self._h.helicsInputGetString(ipt)
 
+    def read_double(self, key: str) -> float:
+        """A double publication as sent (read as a string, HELICS would round it to six
+        decimals: 112.34567890123456 becomes '112.345679')."""
+        ipt = self._lookup(self.inputs, key, "subscription")
+        if key in self.restored_inputs and not self._h.helicsInputIsUpdated(ipt):
+            return float(self.restored_inputs[key])
+        self.restored_inputs.pop(key, None)
+        return float(self._h.helicsInputGetDouble(ipt))
+
     def input_snapshot(self) -> dict[str, str]:
         """The last value of every input not updated since last read (for a checkpoint; reading
         an updated one would clear its flag before the model sees it)."""

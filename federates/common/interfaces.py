@@ -59,32 +59,26 @@ REGISTRY: tuple[Interface, ...] = (
               'request JSON {"id", "injections": {"BUS.PHASE": [p_kw, q_kvar]}, "device"?}; '
               'answer JSON {"id", "feasible", "converged", "reason", "violations", "losses_kw", "extremes"} '
               "to the sender in the same sub-step; the committed state does not change. A batch "
-              '{"id", "chain", "intents": [...], "after_refusal"?} is answered {"id", "answers": '
-              "[...]}, in order (see Batched approval below). After each converged window solve "
-              'the grid sends {"committed_losses_kw", "window"} from here to every market that '
-              "asks it for approvals: PLoss_0 of loss compensation"),
+              '{"id", "chain", "intents": [...]} is answered {"id", "answers": [...]}, in order, up '
+              "to the first refusal (see Batched approval below)"),
     Interface("grid", "endpoint", "{name}/control", "string", "-",
               'JSON {"id", "device": {...}}: commit a regulator setting from the next solve on; '
               'answered {"id", "accepted", "reason"}; a bad setting keeps the last valid one'),
     Interface("amm", "subscription", "{source}/positions", "string", "kWh",
               "energy positions of the prosumer population whose members trade"),
+    Interface("amm", "subscription", "{source}/losses_kw", "double", "kW",
+              "the grid's losses in the window's base state: PLoss_0 of loss compensation"),
     Interface("amm", "publication", "{name}/injections", "string", "kW, kvar",
-              'JSON {"BUS.PHASE": [p_kw, q_kvar]}: the window\'s approved schedule (trades, ESU '
-              "deliveries and their utility exchange), published after the last transaction; the "
-              "grid re-solves with it. With `amm.esu_policy` the ESUs' utility exchange alone is "
-              "published first, before the first query, so the grid commits it in the window's "
-              "base state"),
+              'JSON {"BUS.PHASE": [p_kw, q_kvar]}: the window\'s approved schedule (trades and ESU '
+              "deliveries), published after the last transaction; the grid re-solves with it"),
     Interface("amm", "publication", "{name}/price", "double", "M/kWh",
               "closing pool price ρ_LP of the window"),
     Interface("amm", "publication", "{name}/volume_kwh", "double", "kWh",
               "energy traded through the pool in the window"),
     Interface("amm", "endpoint", "{name}/dso", "string", "kW, kvar",
               "sends the window's coming transactions as one batch of intents to the grid's "
-              "query endpoint and reads the answers one sub-step later; one more batch where its "
-              "decisions depart from the batch's assumptions (with a pool per phase, one query "
-              "per transaction); receives the grid's committed losses of each window solve (a "
-              "message, not a subscription: values both ways between market and grid make "
-              "HELICS resend time requests without end, docs/performance.md)"),
+              "query endpoint and reads the answers one sub-step later; one more batch after each "
+              "refusal (with a pool per phase, one query per transaction)"),
     Interface("fsvr_controller", "subscription", "{source}/device_v_in", "string", "pu",
               "the FSVR's measured input phasors"),
     Interface("fsvr_controller", "endpoint", "{name}/ctl", "string", "-",
@@ -113,8 +107,7 @@ REGISTRY: tuple[Interface, ...] = (
               "DSO: per-cluster clearing after the line-limit check with AC power flows (price "
               "areas) to MO"),
     Interface("recorder", "subscription", "{source}", "string", "as published",
-              "any publication named in `recorder.subscribe` (by default those of custom and "
-              "external federates: lemcosim's own federates log what they publish)"),
+              "any publication named in `recorder.subscribe` (all of the scenario's by default)"),
 )
 
 

@@ -29,7 +29,6 @@ class GridFederate(FederateModel):
         self.name = settings.name
         self.service = GridService.from_params(settings.params)
         self.sources: list[str] = list(settings.params.get("injection_sources", []))
-        self.losses_to: list[str] = list(settings.params.get("losses_to", []))
         self._latest: dict[str, tuple[int, dict]] = {}  # source -> (window published, injections)
         # per-query answers in the log only on request; by default a summary per window
         self.log_queries = str(settings.params.get("log_queries", "summary"))
@@ -73,10 +72,6 @@ class GridFederate(FederateModel):
         report = self.service.solve_window(injections)
         for quantity, value in report.publications().items():
             ctx.publish(f"{self.name}/{quantity}", value)
-        if report.flow.converged:
-            for market in self.losses_to:
-                ctx.send(f"{self.name}/query", market,
-                         {"committed_losses_kw": report.flow.losses_kw, "window": window})
         substep = ctx.clock.substep_of(ctx.time_s)
         for entity, quantity, value, unit in report.rows():
             ctx.log.record(ctx.time_s, window, entity, quantity, value, unit, substep)
