@@ -7,6 +7,7 @@ The run folder holds everything needed to launch and to understand a run:
 from __future__ import annotations
 
 import json
+import random
 import shlex
 import socket
 import sys
@@ -197,13 +198,29 @@ def broker_binary(python: str) -> str:
     return str(wrapper) if wrapper.exists() else "helics_broker"
 
 
+# Ports a broker may take: below Linux's ephemeral range, so that no outgoing connection (which
+# takes a random ephemeral local port) can grab a port the broker hands a core after compose
+# checked it; that race failed a CI run with "unable to register federate".
+_BROKER_PORTS_FROM = 20000
+
+
+def _ephemeral_low(default: int = 32768) -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
 def free_port(span: int = 20) -> int:
-    """A loopback port P with P..P+span free (a zmq broker hands nearby ports to cores)."""
+    """A loopback port P with P..P+span free (a zmq broker hands nearby ports to cores), below the
+    ephemeral port range."""
+    high = _ephemeral_low() - span - 1
+    if high <= _BROKER_PORTS_FROM:
+        high = 65000 - span
+    pick = random.SystemRandom()  # parallel runs must not draw the same sequence of ports
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + span < 65000 and all(_port_free(p) for p in range(port, port + span)):
+        port = pick.randrange(_BROKER_PORTS_FROM, high)
+        if all(_port_free(p) for p in range(port, port + span)):
             return port
     raise LemcosimError("no free loopback port range found")
 

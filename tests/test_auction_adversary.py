@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import socket
 import threading
 from itertools import combinations
 from pathlib import Path
@@ -40,6 +39,7 @@ from lemcosim.federates.auction.settlement import (
     net_masked_amounts,
     net_units,
 )
+from lemcosim.runner.compose import free_port
 
 AUCTION = Path(__file__).resolve().parent.parent / "federates" / "auction"
 LAYOUT = SlotLayout(levels=4, max_qty_kwh=5, max_cluster=10, key_bits=512)
@@ -342,12 +342,6 @@ def test_long_prosumer_ids_each_get_their_own_exact_bill(pairs):
 
 # --- messages from the wrong sender --------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.federation
 def test_a_federate_cannot_pose_as_the_kg_through_a_global_endpoint():
     """Claim: every role accepts each message only from the role the protocol names, "as HELICS
@@ -357,7 +351,7 @@ def test_a_federate_cannot_pose_as_the_kg_through_a_global_endpoint():
     `kg/msg`), so the spoof is a protocol violation."""
     import helics as h
 
-    port = free_port()
+    port = free_port()  # the runner's: below the ephemeral range, with its neighbours free
     broker = h.helicsCreateBroker("zmq", f"adv{secrets.token_hex(4)}",
                                   f"-f 2 --port={port} --local_interface=127.0.0.1 --timeout=30s")
     received: dict[str, str] = {}

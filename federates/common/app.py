@@ -262,7 +262,7 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
     fed = None
     try:
         model = make_model(settings)
-        fed = h.helicsCreateCombinationFederateFromConfig(str(config_path))
+        fed = _register(h, config_path, settings.name)
         h.helicsFederateEnterExecutingMode(fed)
         pace = _Pace.of(h, fed, settings.name, settings.clock)
         ctx = FederateContext(fed, settings, log)
@@ -316,6 +316,24 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
             except Exception:  # noqa: BLE001 - the federation may already be gone
                 pass
         return 1
+
+
+# HELICS gives up on a broker after ~20 s; a loaded machine has failed a first registration
+# ("unable to register federate") with the broker up. Registration is idempotent until it succeeds.
+_REGISTER_ATTEMPTS = 3
+
+
+def _register(h: Any, config_path: Path, name: str) -> Any:
+    for attempt in range(1, _REGISTER_ATTEMPTS):
+        try:
+            return h.helicsCreateCombinationFederateFromConfig(str(config_path))
+        except h.HelicsException as exc:
+            if "register" not in str(exc):
+                raise
+            print(f"federate {name}: registration attempt {attempt} failed ({exc}); retrying",
+                  file=sys.stderr)
+            time.sleep(0.5 * attempt)
+    return h.helicsCreateCombinationFederateFromConfig(str(config_path))
 
 
 def _checkpoint(ctx: FederateContext, model: FederateModel, window: int) -> Callable[[], None]:
