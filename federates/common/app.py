@@ -156,28 +156,32 @@ class FederateContext:
 
     def read_string(self, key: str) -> str:
         ipt = self._lookup(self.inputs, key, "subscription")
-        if key in self.restored_inputs:
-            if not self._h.helicsInputIsUpdated(ipt):
-                return self.restored_inputs[key]
-            del self.restored_inputs[key]  # this federation published it anew
-        return self._h.helicsInputGetString(ipt)
+        saved = self._restored(key, ipt)
+        return saved if saved is not None else self._h.helicsInputGetString(ipt)
 
     def read_double(self, key: str) -> float:
         """A double publication as sent (read as a string, HELICS would round it to six
         decimals: 112.34567890123456 becomes '112.345679')."""
         ipt = self._lookup(self.inputs, key, "subscription")
+        saved = self._restored(key, ipt)
+        return float(saved) if saved is not None else float(self._h.helicsInputGetDouble(ipt))
+
+    def _restored(self, key: str, ipt: Any) -> str | None:
+        """The checkpointed value of an input this federation has not published anew since."""
         if key in self.restored_inputs and not self._h.helicsInputIsUpdated(ipt):
-            return float(self.restored_inputs[key])
+            return self.restored_inputs[key]
         self.restored_inputs.pop(key, None)
-        return float(self._h.helicsInputGetDouble(ipt))
+        return None
 
     def input_snapshot(self) -> dict[str, str]:
         """The last value of every input not updated since last read (for a checkpoint; reading
-        an updated one would clear its flag before the model sees it)."""
+        an updated one would clear its flag before the model sees it). Doubles keep every digit."""
         snapshot = dict(self.restored_inputs)
         for key, ipt in self.inputs.items():
             if not self._h.helicsInputIsUpdated(ipt):
-                snapshot[key] = self._h.helicsInputGetString(ipt)
+                snapshot[key] = (repr(self._h.helicsInputGetDouble(ipt))
+                                 if self._h.helicsInputGetPublicationType(ipt) == "double"
+                                 else self._h.helicsInputGetString(ipt))
         return snapshot
 
     def read_json(self, key: str) -> Any | None:

@@ -89,23 +89,21 @@ class PowerFlow:
         return self._magnitude
 
     def extreme(self, which: str) -> tuple[str, float]:
-        """(where, value) of v_min, v_max, vuf_max or loading_max."""
-        found = self.extremes()[which]
-        return found["where"], found["value"]
+        """(where, value) of v_min, v_max, vuf_max or loading_max ("", 0.0 if there is none)."""
+        names, values = {"v_min": (self.node_names, self.magnitude),
+                         "v_max": (self.node_names, self.magnitude),
+                         "vuf_max": (self.vuf_buses, lambda: self.vuf_pct),
+                         "loading_max": (self.line_names, lambda: self.loading_pct)}[which]
+        values = values()
+        if len(values) == 0:  # nothing of the kind (or not solved)
+            return "", 0.0
+        k = int(values.argmin() if which == "v_min" else values.argmax())
+        return names[k], float(values[k])
 
     def extremes(self) -> dict[str, dict[str, str | float]]:
         """{v_min, v_max, vuf_max, loading_max: {where, value}} (an approval answer's)."""
-        mag = self.magnitude()
-        out = {}
-        for key, names, values in (("v_min", self.node_names, mag), ("v_max", self.node_names, mag),
-                                   ("vuf_max", self.vuf_buses, self.vuf_pct),
-                                   ("loading_max", self.line_names, self.loading_pct)):
-            if len(values) == 0:  # nothing of the kind (or not solved)
-                out[key] = {"where": "", "value": 0.0}
-                continue
-            k = int(values.argmin() if key == "v_min" else values.argmax())
-            out[key] = {"where": names[k], "value": float(values[k])}
-        return out
+        return {key: dict(zip(("where", "value"), self.extreme(key), strict=True))
+                for key in ("v_min", "v_max", "vuf_max", "loading_max")}
 
     def violations(self, limits: Limits, reference: PowerFlow | None = None) -> list[dict]:
         """Each violated constraint with where and its extreme value (see `Limits.rule`): a bus
