@@ -90,11 +90,11 @@ class PowerFlow:
 
     def extreme(self, which: str) -> tuple[str, float]:
         """(where, value) of v_min, v_max, vuf_max or loading_max ("", 0.0 if there is none)."""
-        names, values = {"v_min": (self.node_names, self.magnitude),
-                         "v_max": (self.node_names, self.magnitude),
-                         "vuf_max": (self.vuf_buses, lambda: self.vuf_pct),
-                         "loading_max": (self.line_names, lambda: self.loading_pct)}[which]
-        values = values()
+        if which in ("v_min", "v_max"):
+            names, values = self.node_names, self.magnitude()
+        else:
+            names, values = ((self.vuf_buses, self.vuf_pct) if which == "vuf_max"
+                             else (self.line_names, self.loading_pct))
         if len(values) == 0:  # nothing of the kind (or not solved)
             return "", 0.0
         k = int(values.argmin() if which == "v_min" else values.argmax())
@@ -102,8 +102,11 @@ class PowerFlow:
 
     def extremes(self) -> dict[str, dict[str, str | float]]:
         """{v_min, v_max, vuf_max, loading_max: {where, value}} (an approval answer's)."""
-        return {key: dict(zip(("where", "value"), self.extreme(key), strict=True))
-                for key in ("v_min", "v_max", "vuf_max", "loading_max")}
+        out = {}
+        for which in ("v_min", "v_max", "vuf_max", "loading_max"):
+            where, value = self.extreme(which)
+            out[which] = {"where": where, "value": value}
+        return out
 
     def violations(self, limits: Limits, reference: PowerFlow | None = None) -> list[dict]:
         """Each violated constraint with where and its extreme value (see `Limits.rule`): a bus
@@ -266,7 +269,7 @@ class GridModel:
         self._report_names = [self.index.names[i] for i in keep]
         # where each reported node's (re, im) sits in AllBusVolts, and its base voltage
         at = self.index.keep[self._report]
-        self._volts_re, self._volts_im = 2 * at, 2 * at + 1
+        self._volts_at = at  # AllBusVolts is (re, im) pairs: read as complex, it is node order
         self._volts_base = self.index.base_v[self._report]
         self._vuf_groups = self._three_phase_groups()
         self._line_mask, self._line_names = self._lines()
@@ -366,9 +369,13 @@ class GridModel:
         self._elements[key] = loads.Count()
         return self._elements[key]
 
-    def set_injections(self, injections: dict[str, tuple[float, float] | list[float]]) -> None:
-        """Replace every injection (kW, kvar; positive into the grid); unknown keys raise."""
-        cleaned: dict[str, tuple[float, float]] = {}
+    def set_injections(self, injections: dict[str, tuple[float, float] | list[float]],
+                       base: dict[str, tuple[float, float]] | None = None) -> None:
+        """Replace every injection (kW, kvar; positive into the grid); unknown keys raise.
+
+        `base`: injections this model held before (so already checked) that `injections` add to,
+        key by key (an approval query on the committed state: only its own keys are checked)."""
+        cleaned: dict[str, tuple[float, float]] = dict(base) if base else {}
         for key, pq in injections.items():
             if key not in self._elements:  # a new element, or a key to normalise first
                 key = str(key).lower()
@@ -378,10 +385,12 @@ class GridModel:
                 p_kw, q_kvar = (float(pq[0]), float(pq[1]) if len(pq) > 1 else 0.0)
             except (TypeError, ValueError, IndexError):
                 raise GridError(f"injection {key!r}: expected [p_kw, q_kvar], got {pq!r}") from None
+            prev = cleaned.get(key)
+            if prev is not None:
+                p_kw, q_kvar = prev[0] + p_kw, prev[1] + q_kvar
             if not math.isfinite(p_kw + q_kvar):  # finite iff both are (inf − inf is NaN)
                 raise GridError(f"injection {key!r}: not a finite number")
-            prev = cleaned.get(key)
-            cleaned[key] = (p_kw, q_kvar) if prev is None else (prev[0] + p_kw, prev[1] + q_kvar)
+            cleaned[key] = (p_kw, q_kvar)
         loads = dss().Loads
         gone = [key for key in self.injections if key not in cleaned]
         for key, value in itertools.chain(cleaned.items(), ((k, (0.0, 0.0)) for k in gone)):
@@ -429,14 +438,14 @@ class GridModel:
         if not engine.Solution.Converged():
             return PowerFlow(False, reason=f"power flow did not converge in "
                              f"{engine.Solution.MaxIterations()} iterations")
-        volts = np.asarray(engine.Circuit.AllBusVolts())
-        v = (volts[self._volts_re] + 1j * volts[self._volts_im]) / self._volts_base
-        if not np.isfinite(v).all():
-            return PowerFlow(False, reason="power flow gave non-finite voltages")
-        losses = engine.Circuit.Losses()
-        served_kw = -engine.Circuit.TotalPower()[0] - losses[0] / 1000.0 + self._generated_kw
-        demand_kw = self._load_kw_nominal * self.load_mult + self._absorbed_kw
+        circuit = engine.Circuit
+        v = np.asarray(circuit.AllBusVolts()).view(complex)[self._volts_at] / self._volts_base
         magnitude = np.abs(v)
+        if not math.isfinite(magnitude.sum()):  # a NaN or inf anywhere
+            return PowerFlow(False, reason="power flow gave non-finite voltages")
+        losses = circuit.Losses()
+        served_kw = -circuit.TotalPower()[0] - losses[0] / 1000.0 + self._generated_kw
+        demand_kw = self._load_kw_nominal * self.load_mult + self._absorbed_kw
         collapsed = collapse_reason(float(magnitude.min()), losses[0] / 1000.0, served_kw,
                                     demand_kw)
         if collapsed:

@@ -158,18 +158,10 @@ class GridService:
              "limits": {"vuf_max_pct": self.model.limits.vuf_max_pct}}
             if request.get("detail") and flow.converged else {})
 
-    def _evaluate(self, extra: dict) -> tuple[PowerFlow | None, dict[str, Any]]:
+    def _evaluate(self, extra: dict) -> tuple[PowerFlow, dict[str, Any]]:
         """Solve the committed injections plus `extra` ({BUS.PHASE: [p_kw, q_kvar]}) and judge the
         result (what every answer carries); the injections stay applied (callers restore)."""
-        try:
-            combined = {k: [p, q] for k, (p, q) in self.committed.items()}
-            for key, pq in extra.items():
-                base = combined.setdefault(str(key).lower(), [0.0, 0.0])
-                base[0] += float(pq[0])
-                base[1] += float(pq[1]) if len(pq) > 1 else 0.0
-            self.model.set_injections(combined)
-        except (TypeError, ValueError, IndexError) as exc:
-            return None, _refused(f"bad injection: {exc}")
+        self.model.set_injections(extra, base=self.committed)  # a bad one raises GridError
         flow = self.model.solve()
         self.failed_flows += not flow.converged
         violations = flow.violations(self.model.limits, self.committed_flow)

@@ -6,6 +6,7 @@ import numpy as np
 
 _A = np.exp(2j * np.pi / 3)
 _A2 = _A**2
+_TO_POS_NEG = np.array([[1.0, 1.0], [_A, _A2], [_A2, _A]])
 
 
 def sequence_components(v_abc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -19,9 +20,7 @@ def sequence_components(v_abc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 def vuf_pct(v_abc: np.ndarray) -> np.ndarray:
     """VUF in % for phasors (..., 3) of phases a, b, c."""
-    v = np.asarray(v_abc, dtype=complex)
-    va, vb, vc = v[..., 0], v[..., 1], v[..., 2]
-    # the positive and negative sequences of `sequence_components`, without the zero sequence
-    v_pos = (va + _A * vb + _A2 * vc) / 3
-    v_neg = (va + _A2 * vb + _A * vc) / 3
-    return 100.0 * np.abs(v_neg) / np.abs(v_pos)
+    # 3·V+ and 3·V− of `sequence_components` in one product (the factor 3 cancels in the ratio;
+    # no zero sequence): every approval answer computes this
+    seq = np.asarray(v_abc, dtype=complex) @ _TO_POS_NEG
+    return 100.0 * np.abs(seq[..., 1]) / np.abs(seq[..., 0])
