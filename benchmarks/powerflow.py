@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -90,26 +92,40 @@ def time_service(network: str, windows: list[dict], queries: list[tuple[str, flo
     return per_window, per_query / len(windows), converged, 2 * len(windows)
 
 
-def time_bare(network: str, windows: list[dict], queries: list[tuple[str, float]]
-              ) -> tuple[float, float, int]:
-    """The same solves written directly against opendssdirect (the floor we compare with)."""
-    GridModel(network).set_injections(windows[0])  # same circuit, same injection elements
+def bare_circuit(network: str, first: dict) -> tuple[Any, Callable[[str, float, float], None]]:
+    """The grid model's circuit with its injection elements (`first`'s keys), and a setter that
+    writes one injection straight through opendssdirect."""
+    GridModel(network).set_injections(first)  # same circuit, same injection elements
     engine = dss()
-    names = {k: "inj_" + k.replace(".", "_") for k in windows[0]}
-    applied: dict[str, list[float]] = {}
-    converged = 0
+    names = {k: "inj_" + k.replace(".", "_") for k in first}
 
     def set_load(key: str, p: float, q: float) -> None:
         engine.Loads.Name(names[key])
         engine.Loads.kW(-p)
         engine.Loads.kvar(-q)
 
+    return engine, set_load
+
+
+def bare_solve(engine: Any) -> bool:
+    """Solve, read voltages and losses: the least a query needs. True if it converged."""
+    engine.Solution.Solve()
+    converged = bool(engine.Solution.Converged())
+    engine.Circuit.AllBusVolts()
+    engine.Circuit.Losses()
+    return converged
+
+
+def time_bare(network: str, windows: list[dict], queries: list[tuple[str, float]]
+              ) -> tuple[float, float, int]:
+    """The same solves written directly against opendssdirect (the floor we compare with)."""
+    engine, set_load = bare_circuit(network, windows[0])
+    applied: dict[str, list[float]] = {}
+    converged = 0
+
     def solve() -> None:
         nonlocal converged
-        engine.Solution.Solve()
-        converged += engine.Solution.Converged()
-        engine.Circuit.AllBusVolts()
-        engine.Circuit.Losses()
+        converged += bare_solve(engine)
 
     def window(inj: dict) -> None:
         for key, (p, q) in inj.items():
@@ -165,16 +181,8 @@ def time_service_batched(network: str, windows: list[dict],
 def time_bare_batched(network: str, windows: list[dict],
                       batch_of: list[list[tuple[str, float]]]) -> tuple[float, int]:
     """The same chains against opendssdirect: every trade kept (the approved-state floor)."""
-    GridModel(network).set_injections(windows[0])
-    engine = dss()
-    names = {k: "inj_" + k.replace(".", "_") for k in windows[0]}
+    engine, set_load = bare_circuit(network, windows[0])
     elapsed, converged, intents = 0.0, 0, 0
-
-    def set_load(key: str, p: float, q: float) -> None:
-        engine.Loads.Name(names[key])
-        engine.Loads.kW(-p)
-        engine.Loads.kvar(-q)
-
     for inj, batch in zip(windows, batch_of, strict=True):
         for key, (p, q) in inj.items():
             set_load(key, p, q)
@@ -184,10 +192,7 @@ def time_bare_batched(network: str, windows: list[dict],
         for key, p_kw in batch:
             held[key][0] += p_kw
             set_load(key, *held[key])
-            engine.Solution.Solve()
-            converged += engine.Solution.Converged()
-            engine.Circuit.AllBusVolts()
-            engine.Circuit.Losses()
+            converged += bare_solve(engine)
         for key in {key for key, _ in batch}:
             set_load(key, *inj[key])
         elapsed += time.perf_counter() - start
