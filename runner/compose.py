@@ -75,8 +75,6 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         section = scenario.amm
         params = section.model_dump(mode="json", exclude={"enabled", "external"})
         plan = _typed_plan("amm", "amm", section.external, params)
-        if section.approval:
-            plan.subscriptions.append({"key": f"{section.grid}/losses_kw", "type": "string"})
         if section.transactions is None:
             sources = parts.get(section.source, [section.source])
             plan.subscriptions += [{"key": f"{src}/positions", "type": "string"} for src in sources]

@@ -77,7 +77,6 @@ class AmmFederate(FederateModel):
     def on_window(self, ctx: FederateContext, window: int) -> None:
         books: dict[str, AmmWindow] = {}
         exchange = self._manage_esus(ctx, window)
-        base_losses = self._committed_losses(ctx)
         opening = 0.0
         for label, esus in self.books.items():
             pool, opening = self._open_pool()
@@ -86,7 +85,7 @@ class AmmFederate(FederateModel):
                 approve=self._approver(ctx, window, books, label) if self.config.approval else None,
                 loss_compensation=self.config.loss_compensation,
                 bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
-                retail=self.config.pool.retail, base_losses_kw=base_losses)
+                retail=self.config.pool.retail)
             self._add_liquidity(ctx, window, label, books[label], esus, opening)
         results: list[TxResult] = []
         txs = self._intents(ctx, window)
@@ -219,13 +218,6 @@ class AmmFederate(FederateModel):
                                    str(positions["phase"][i]), side, abs(e), limit))
         return txs[: self.config.max_trades] if self.config.max_trades else txs
 
-    def _committed_losses(self, ctx: FederateContext) -> float | None:
-        """The grid's losses of this window's base state (published at T_w + δ), if it sent them."""
-        key = f"{self.config.grid}/losses_kw"
-        if not self.config.approval or key not in ctx.inputs or not ctx.updated(key):
-            return None
-        return ctx.read_double(key)
-
     # --- batched approval (docs/amm.md) -----------------------------------------------------
     def _transact_batched(self, ctx: FederateContext, window: int, book: AmmWindow,
                           txs: list[Transaction], results: list[TxResult]) -> None:
@@ -240,8 +232,6 @@ class AmmFederate(FederateModel):
         flows only for intents after a mismatch."""
         if book.pool.l_total <= 0 or not txs:
             return
-        if book.loss_kw is None:
-            book.loss_kw = book.base_losses()
         real_approve = book.approve
         start = 0
         while start < len(txs):
@@ -296,6 +286,12 @@ class AmmFederate(FederateModel):
             raise LemcosimError(f"{self.name}: grid federate {self.config.grid!r} did not answer a "
                                 f"batch of {len(intents)} intents in one sub-step"
                                 + (f": {reply.get('reason')}" if reply else ""))
+        if book.loss_kw is None:  # the window's first batch: PLoss_0 comes with the answers
+            if reply.get("base_losses_kw") is None:
+                raise LemcosimError(f"{self.name}: grid federate {self.config.grid!r} answered a "
+                                    "batch without base_losses_kw: the window's base power flow "
+                                    "did not converge (or the grid does not send PLoss_0)")
+            book.loss_kw = float(reply["base_losses_kw"])
         return {a["id"]: a for a in reply["answers"]}
 
     def _replay_approver(self, ctx: FederateContext, book: AmmWindow, replay: BatchReplay):
@@ -334,6 +330,7 @@ class AmmFederate(FederateModel):
             return rejected | {"reason": f"{rejected.get('reason')}; grid refused the FSVR "
                                f"setting: {(ack or {}).get('reason', 'no answer')}"}
         return {"feasible": True, "converged": True, "losses_kw": reply["losses_kw"],
+                "base_losses_kw": rejected.get("base_losses_kw"),
                 "extremes": reply.get("extremes") or {}, "device": reply["device"],
                 "reason": "", "assist_flows": reply.get("flows"), "rule": rejected.get("rule")}
 

@@ -146,7 +146,8 @@ class AmmWindow:
         self.es_cont: dict[str, float] = {n: 0.0 for n in self.esus}
         self.approved: list[TxResult] = []
         self.ledger = Ledger()
-        # losses of the committed window state (the grid publishes them): saves a power flow
+        # losses of the last approved state; None until the window's first grid answer brings
+        # PLoss_0, the committed window state's (a known value saves that wait)
         self.loss_kw: float | None = base_losses_kw
         # approved trades per BUS.PHASE, summed as they are approved (approval state, never
         # rebuilt from the trades); the storage accounts are fixed once stage 2 starts
@@ -222,18 +223,20 @@ class AmmWindow:
         answer: dict[str, Any] = {}
         d_loss_kwh = 0.0
         if self.approve is not None or self.assume_approved:
-            if self.loss_kw is None:
-                self.loss_kw = self.base_losses()
             self.pending = self._intent(tx, swap, es_i)
             if self.intent_log is not None:
                 self.intent_log.append(self.pending)
             if self.assume_approved:
+                if self.loss_kw is None:  # a fork never learns losses: its ΔLoss is 0 throughout
+                    self.loss_kw = 0.0
                 answer = {"feasible": True, "converged": True, "losses_kw": self.loss_kw}
             else:
                 answer = self.approve(self.chain().injections(
                     self.pending.trade_kw, list(es_cont.values())))
             if not answer.get("feasible"):
                 return TxResult(tx, False, f"DSO: {answer.get('reason') or 'infeasible'}", grid=answer)
+            if self.loss_kw is None:
+                self.loss_kw = self._window_base_losses(answer)
             d_loss_kwh = loss_delta_kwh(answer["losses_kw"], self.loss_kw, self.dt_s)
         return self._commit(tx, swap, es_i, es_cont, d_loss_kwh, answer)
 
@@ -275,6 +278,12 @@ class AmmWindow:
                 return (f"ESU {n} would have to absorb {-es:.6g} kWh, more than its "
                         f"{esu.absorbable_kwh(self.dt_s):.6g} kWh")
         return ""
+
+    def _window_base_losses(self, answer: dict) -> float:
+        """PLoss_0, the losses of the committed window state: our grid sends them with every
+        answer; a grid that does not is asked for the schedule so far (one more query)."""
+        base = answer.get("base_losses_kw")
+        return float(base) if base is not None else self.base_losses()
 
     def base_losses(self) -> float:
         answer = self.approve(self.schedule())

@@ -66,8 +66,6 @@ REGISTRY: tuple[Interface, ...] = (
               'answered {"id", "accepted", "reason"}; a bad setting keeps the last valid one'),
     Interface("amm", "subscription", "{source}/positions", "string", "kWh",
               "energy positions of the prosumer population whose members trade"),
-    Interface("amm", "subscription", "{source}/losses_kw", "double", "kW",
-              "the grid's losses in the window's base state: PLoss_0 of loss compensation"),
     Interface("amm", "publication", "{name}/injections", "string", "kW, kvar",
               'JSON {"BUS.PHASE": [p_kw, q_kvar]}: the window\'s approved schedule (trades and ESU '
               "deliveries), published after the last transaction; the grid re-solves with it"),

@@ -2,7 +2,8 @@
 
 - `solve_window(injections)`: commit the window's injections, solve, report.
 - `answer_query(request)`: solve committed + extra injections (optionally with another device
-  setting) and answer feasibility, violations and losses; the committed state is restored.
+  setting) and answer feasibility, violations, losses and the committed state's losses
+  PLoss_0; the committed state is restored.
 - `answer_sequence(request)`: batched approval of a market's intents, in order (docs/interfaces.md).
 - `apply_control(request)`: commit a new device setting; a bad one keeps the last valid setting.
 """
@@ -146,7 +147,7 @@ class GridService:
                 self.model.set_load_mult(load_mult)
         if flow is None:
             return verdict
-        return verdict | {
+        return verdict | {"base_losses_kw": self._base_losses_kw()} | {
             "vuf_pct": dict(zip(flow.vuf_buses, np.round(flow.vuf_pct, 6).tolist(), strict=True)),
             "band_violation_pu": (flow.band_violation_pu(self.model.limits) if flow.converged
                                   else None),
@@ -186,6 +187,9 @@ class GridService:
         without the grid) only add their trade. The committed state is restored once, after the
         batch (loads edited back and forth per intent would cost as much as the solves)."""
         chain = ApprovalChain.from_json(request["chain"])
+        base_losses_kw = self._base_losses_kw()
+        if chain.loss_kw is None:  # the window's first batch: PLoss_0 is the committed state's
+            chain.loss_kw = base_losses_kw
         stop = request.get("after_refusal") == "stop"
         if self.model.device is not self.committed_device:
             self.model.set_device(self.committed_device)
@@ -213,7 +217,14 @@ class GridService:
                     break
         finally:
             self.model.set_injections(self.committed)
-        return {"answers": answers}
+        return {"answers": answers, "base_losses_kw": base_losses_kw}
+
+    def _base_losses_kw(self) -> float | None:
+        """PLoss_0: the losses of the committed window state, as its solve found them (every
+        answer carries them, so a market needs no subscription to the grid: a value cycle
+        market ⇄ grid makes HELICS re-send time requests between them without end)."""
+        flow = self.committed_flow
+        return flow.losses_kw if flow is not None and flow.converged else None
 
     def apply_control(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
