@@ -24,7 +24,7 @@ from typing import Any
 from lemcosim.federates.common import checkpoint
 from lemcosim.federates.common.clock import WindowClock
 from lemcosim.federates.common.errors import LemcosimError
-from lemcosim.federates.common.heartbeat import Heartbeat
+from lemcosim.federates.common.heartbeat import Heartbeat, read_beat
 from lemcosim.federates.common.tidylog import TidyLog
 
 _TIME_EPS_S = 1e-7
@@ -268,7 +268,7 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
         model = make_model(settings)
         fed = _register(h, config_path, settings.name)
         h.helicsFederateEnterExecutingMode(fed)
-        pace = _Pace.of(h, fed, settings.name, settings.clock)
+        pace = _Pace.of(h, fed, settings.name, settings.clock, settings.run_dir / "logs")
         ctx = FederateContext(fed, settings, log)
         log.mark_progress(-1, "connected")
         model.setup(ctx)
@@ -373,15 +373,19 @@ class _Pace:
     the federates that read its publications: HELICS would grant it every time it asks for at
     once, and its publications would pile up in their queues (memory growing with the run).
 
-    Before it asks for window w it waits until every dependent was granted T_{w−2} (a HELICS
-    `global_time` query, polled). Not a time dependency: that would close a cycle through the
-    market ⇄ grid round trips and slow each of them several times (benchmarks/cosim.py); the lag
-    of two windows lets a dependent finish window w − 1 with this federate's data in hand."""
+    Before it asks for window w it waits until every dependent was granted T_{w−2}. Not a time
+    dependency: that would close a cycle through the market ⇄ grid round trips and slow each of
+    them several times (benchmarks/cosim.py); the lag of two windows lets a dependent finish
+    window w − 1 with this federate's data in hand. A dependent's granted time is read from its
+    heartbeat file (`logs/NAME.heartbeat`, written at every grant: no HELICS traffic); one
+    without a readable heartbeat (not a lemcosim federate, or on another host) is asked through
+    a HELICS `global_time` query, which the broker and every core must answer."""
 
     _LAG_WINDOWS = 2
     _MAX_SLEEP_S = 0.02
 
-    def __init__(self, h: Any, fed: Any, name: str, clock: WindowClock) -> None:
+    def __init__(self, h: Any, fed: Any, name: str, clock: WindowClock,
+                 logs_dir: Path | None = None) -> None:
         self._h, self._fed, self._clock = h, fed, clock
         self.first_window = 0  # the window a (resumed) run starts at
         self._query = h.helicsCreateQuery("root", "global_time")
@@ -391,12 +395,20 @@ class _Pace:
         finally:
             h.helicsQueryFree(query)
         self._ids = {int(i) for i in dependents} if isinstance(dependents, list) else set()
+        # id → heartbeat file of each dependent, by the names the broker knows them by
+        self._heartbeats: dict[int, Path] = {}
+        if logs_dir is not None and self._ids:
+            for f in _federates(h.helicsQueryExecute(self._query, fed)):
+                attributes = f.get("attributes", {})
+                if int(attributes.get("id", -1)) in self._ids and attributes.get("name"):
+                    self._heartbeats[int(attributes["id"])] = logs_dir / f"{attributes['name']}.heartbeat"
 
     @classmethod
-    def of(cls, h: Any, fed: Any, name: str, clock: WindowClock) -> _Pace | None:
+    def of(cls, h: Any, fed: Any, name: str, clock: WindowClock,
+           logs_dir: Path | None = None) -> _Pace | None:
         if h.helicsFederateGetInputCount(fed) or h.helicsFederateGetEndpointCount(fed):
             return None
-        pace = cls(h, fed, name, clock)
+        pace = cls(h, fed, name, clock, logs_dir)
         return pace if pace._ids else None
 
     def wait_for(self, window: int, stats: defaultdict[str, float]) -> None:
@@ -404,15 +416,28 @@ class _Pace:
             return
         floor = self._clock.time_of(window - self._LAG_WINDOWS) - _TIME_EPS_S
         started, sleep = time.perf_counter(), 5e-4
-        while (slowest := self._slowest()) is not None and slowest < floor:
+        while (slowest := self._slowest(floor)) is not None and slowest < floor:
             time.sleep(sleep)
             sleep = min(2 * sleep, self._MAX_SLEEP_S)
         stats["pace_wait_s"] += time.perf_counter() - started
         if slowest is not None:  # how far ahead of the slowest reader it goes on
             stats["pace_lead_windows"] = window - self._clock.window_of(slowest)
 
-    def _slowest(self) -> float | None:
-        """The lowest granted time among the dependents still connected (None: none left)."""
+    def _slowest(self, floor: float) -> float | None:
+        """The lowest granted time among the dependents still connected (None: none left), from
+        their heartbeats while each reads at least `floor` or shows it below; from HELICS when a
+        heartbeat cannot tell."""
+        times = []
+        for path in self._heartbeats.values():
+            beat = read_beat(path)
+            if beat is None:
+                break
+            times.append(beat.granted_s)
+        else:
+            if len(self._heartbeats) == len(self._ids):
+                return min(times)
+            if times and min(times) < floor:  # one heartbeat already says: wait
+                return min(times)
         times = [f.get("granted_time", 0.0)
                  for f in _federates(self._h.helicsQueryExecute(self._query, self._fed))
                  if int(f.get("attributes", {}).get("id", -1)) in self._ids]
