@@ -212,3 +212,24 @@ def test_a_batch_skips_an_intent_a_storage_unit_cannot_serve():
     assert not answers[2]["feasible"] and answers[3]["feasible"]  # t2 as before; t3 after t0 only
     stopped = service(limits=LIMITS).answer_sequence(request | {"after_refusal": "stop"})
     assert [a["id"] for a in stopped["answers"]] == ["t0", "t1"]
+
+
+def test_an_injection_keeps_its_reactive_power_when_only_its_real_power_changes():
+    # OpenDSS's kW setter rescales kvar to keep a load's power factor: 10 kW + 5 kvar set to
+    # 20 kW would hold 10 kvar. The grid must hold the 5 kvar it was given, and a flow from that
+    # edit history must equal a fresh model's solve of the same injections.
+    model = GridModel("ieee13")
+    model.set_injections({"671.a": [10.0, 5.0]})
+    model.solve()
+    model.set_injections({"671.a": [20.0, 5.0]})
+    edited = model.solve()
+    from lemcosim.networks.builder import dss
+
+    loads = dss().Loads
+    loads.Idx(model._elements["671.a"])
+    assert (loads.kW(), loads.kvar()) == (-20.0, -5.0)  # a load: positive into the grid is negative
+    fresh = GridModel("ieee13")
+    fresh.set_injections({"671.a": [20.0, 5.0]})
+    reference = fresh.solve()
+    assert np.allclose(edited.v_pu, reference.v_pu, atol=1e-7)
+    assert edited.losses_kw == pytest.approx(reference.losses_kw, abs=1e-5)  # solver tolerance

@@ -398,9 +398,12 @@ class GridModel:
             if held == value:  # OpenDSS already holds it: no FFI call
                 continue
             loads.Idx(self._elements[key])
-            if held is None or held[0] != value[0]:
+            p_changed = held is None or held[0] != value[0]
+            if p_changed:
                 loads.kW(-value[0])
-            if held is None or held[1] != value[1]:
+            # OpenDSS's kW setter rescales kvar to keep the load's power factor: a load holding
+            # reactive power gets its kvar written again after every kW
+            if held is None or held[1] != value[1] or (p_changed and held[1] != 0.0):
                 loads.kvar(-value[1])
             self._applied[key] = value
         self.injections = cleaned
