@@ -7,7 +7,11 @@ transaction, before issue 13's batched approval); batches with `after_refusal: s
 them bit for bit (commit 3490b09). They were captured again with `after_refusal: stop` when the
 market began to read the grid's committed losses PLoss_0 as the double they are: it had read the
 double publication as a string, which HELICS rounds to six decimals (112.34567890123456 kW read
-as 112.345679), so ΔLoss of each window's first trade moved by up to 5e-7 kW·Δt. They are
+as 112.345679), so ΔLoss of each window's first trade moved by up to 5e-7 kW·Δt. The quickstart
+file was captured again when the market began to publish its ESUs' utility exchange at T_w (the
+grid's window solve includes it; before, the grid re-solved its base state a sub-step later):
+PLoss_0 is then found from another starting point of the solver; every decision and text was
+unchanged and every number within `TOLERANCE` of the file it replaces. They are
 compared by tests/test_ch3_cases.py and tests/test_quickstart.py: exactly (floats as JSON
 round-trips them) with `after_refusal: stop`, which makes the grid solve the very power flows of
 one query per transaction in their order; with the default `continue`, a batch may make the grid solve an

@@ -72,11 +72,14 @@ class AmmFederate(FederateModel):
         self.start = datetime.fromisoformat(settings.start) if settings.start else datetime(2026, 6, 21)
         policy = self.config.esu_policy
         self.esu_manager = EsuManager(policy) if policy is not None else None
+        # the ESUs' utility exchange is published at T_w, so the grid's window solve has it
+        self.window_start_step = self.esu_manager is not None
+        self._exchange: dict[str, list[float]] = {}
 
     # --- one window ------------------------------------------------------------------------
     def on_window(self, ctx: FederateContext, window: int) -> None:
         books: dict[str, AmmWindow] = {}
-        exchange = self._manage_esus(ctx, window)
+        exchange = self._exchange
         opening = 0.0
         for label, esus in self.books.items():
             pool, opening = self._open_pool()
@@ -128,11 +131,9 @@ class AmmFederate(FederateModel):
                                                           if r.approved), "kWh")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
 
-    def _manage_esus(self, ctx: FederateContext, window: int) -> dict[str, list[float]]:
-        """ESU energy management (esu_policy.py): each ESU's utility exchange, published before the
-        first query so that the grid commits it in the window's base state."""
-        if self.esu_manager is None:
-            return {}
+    def on_window_start(self, ctx: FederateContext, window: int) -> None:
+        """ESU energy management (esu_policy.py) at T_w: each ESU's utility exchange, published
+        before the grid's window solve so that the grid commits it in the window's base state."""
         esus = [e for units in self.books.values() for e in units]
         when = self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
         done = self.esu_manager.start_window(esus, when, self.dt_s)
@@ -141,11 +142,9 @@ class AmmFederate(FederateModel):
                            self._substep(ctx))
             ctx.log.record(ctx.time_s, window, x.esu, "utility_exchange_m", x.money, "M",
                            self._substep(ctx))
-        exchange = exchange_injections(done, self.dt_s)
-        if exchange:
-            ctx.publish(f"{self.name}/injections", exchange)
-            ctx.advance_to(ctx.time_s + ctx.clock.substep_s)  # the grid re-solves its base state
-        return exchange
+        self._exchange = exchange_injections(done, self.dt_s)
+        if self._exchange:
+            ctx.publish(f"{self.name}/injections", self._exchange)
 
     def _add_liquidity(self, ctx: FederateContext, window: int, label: str, book: AmmWindow,
                        esus: list[StorageUnit], opening: float) -> None:
