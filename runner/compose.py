@@ -85,7 +85,8 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         # a population that trades reaches the grid through the market's schedule, not directly
         physical = [p.name for p in plans if p.type == "amm"] + [
             p.name for p in plans if p.type == "prosumers" and p.name not in market_sources]
-        plans.append(_grid_plan(scenario, physical))
+        published = {p["key"] for plan in plans for p in plan.publications}
+        plans.append(_grid_plan(scenario, physical, published))
     ctl = scenario.fsvr_controller
     if ctl is not None and ctl.enabled:
         plan = _typed_plan("fsvr_controller", "fsvr_controller", ctl.external,
@@ -154,7 +155,7 @@ def _auction_plans(scenario: Scenario) -> list[FederatePlan]:
     return plans
 
 
-def _grid_plan(scenario: Scenario, prosumer_names: list[str]) -> FederatePlan:
+def _grid_plan(scenario: Scenario, prosumer_names: list[str], published: set[str]) -> FederatePlan:
     section = scenario.grid
     assert section is not None and scenario.network is not None
     sources = section.sources if section.sources is not None else prosumer_names
@@ -163,10 +164,13 @@ def _grid_plan(scenario: Scenario, prosumer_names: list[str]) -> FederatePlan:
         "limits": section.limits.model_dump(mode="json"),
         "device": section.device.model_dump(mode="json") if section.device else None,
         "injection_sources": sources,
+        # sources announcing injections for the next window (a market's ESU utility exchange)
+        "exchange_sources": [src for src in sources if f"{src}/exchange" in published],
         "log_queries": section.log_queries,
     }
     plan = _typed_plan("grid", "grid", section.external, params)
-    plan.subscriptions = [{"key": f"{src}/injections", "type": "string"} for src in sources]
+    plan.subscriptions = [{"key": f"{src}/injections", "type": "string"} for src in sources] + [
+        {"key": f"{src}/exchange", "type": "string"} for src in params["exchange_sources"]]
     return plan
 
 

@@ -72,11 +72,12 @@ class AmmFederate(FederateModel):
         self.start = datetime.fromisoformat(settings.start) if settings.start else datetime(2026, 6, 21)
         policy = self.config.esu_policy
         self.esu_manager = EsuManager(policy) if policy is not None else None
-        # the ESUs' utility exchange is published at T_w, so the grid's window solve has it
-        self.window_start_step = self.esu_manager is not None
-        self._exchange: dict[str, list[float]] = {}
+        self._exchange: dict[str, list[float]] = {}  # the ESUs' utility exchange this window
 
     # --- one window ------------------------------------------------------------------------
+    def setup(self, ctx: FederateContext) -> None:
+        self._announce_exchange(ctx, 0)
+
     def on_window(self, ctx: FederateContext, window: int) -> None:
         books: dict[str, AmmWindow] = {}
         exchange = self._exchange
@@ -119,6 +120,8 @@ class AmmFederate(FederateModel):
         _merge(schedule, exchange)
         self.last_close = float(np.mean([b.pool.price for b in books.values()]))
         ctx.publish(f"{self.name}/injections", schedule)
+        if window + 1 < ctx.clock.windows:
+            self._announce_exchange(ctx, window + 1)
         ctx.publish(f"{self.name}/price", self.last_close)
         volume = sum(r.tx.e_kwh - r.utility_kwh for r in results if r.approved)
         ctx.publish(f"{self.name}/volume_kwh", volume)
@@ -131,9 +134,13 @@ class AmmFederate(FederateModel):
                                                           if r.approved), "kWh")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
 
-    def on_window_start(self, ctx: FederateContext, window: int) -> None:
-        """ESU energy management (esu_policy.py) at T_w: each ESU's utility exchange, published
-        before the grid's window solve so that the grid commits it in the window's base state."""
+    def _announce_exchange(self, ctx: FederateContext, window: int) -> None:
+        """ESU energy management (esu_policy.py) for `window`, decided once the window before has
+        delivered: each ESU's utility exchange, settled on its state of charge and published
+        with the previous window's schedule (window 0's at the start), so that the grid's solve
+        of `window` commits it in the window's base state with no step of its own."""
+        if self.esu_manager is None:
+            return
         esus = [e for units in self.books.values() for e in units]
         when = self.start + timedelta(seconds=(window + 0.5) * self.dt_s)
         done = self.esu_manager.start_window(esus, when, self.dt_s)
@@ -144,7 +151,7 @@ class AmmFederate(FederateModel):
                            self._substep(ctx))
         self._exchange = exchange_injections(done, self.dt_s)
         if self._exchange:
-            ctx.publish(f"{self.name}/injections", self._exchange)
+            ctx.publish(f"{self.name}/exchange", {"window": window, "injections": self._exchange})
 
     def _add_liquidity(self, ctx: FederateContext, window: int, label: str, book: AmmWindow,
                        esus: list[StorageUnit], opening: float) -> None:

@@ -70,15 +70,9 @@ class FederateModel:
 
     substep: int = 0
     interruptible: bool = False
-    # also act at T_w, before every federate's own step (`on_window_start`)
-    window_start_step: bool = False
 
     def setup(self, ctx: FederateContext) -> None:
         """Called once in executing mode, before the first window."""
-
-    def on_window_start(self, ctx: FederateContext, window: int) -> None:
-        """Called once per window at T_w when `window_start_step` (what the others must have in
-        hand at their own steps: publishing it later would cost them a re-solve and a hand-off)."""
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         """Called once per window at T_w + substep·δ."""
@@ -297,9 +291,6 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
             if pace is not None:
                 ctx.heartbeat.pacing(settings.clock.time_of(window, model.substep))
                 pace.wait_for(window, ctx.stats)
-            if model.window_start_step:
-                ctx.advance_to(settings.clock.time_of(window), interrupt)
-                model.on_window_start(ctx, window)
             ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
             model.on_window(ctx, window)
             if profile:  # since the last mark: the previous window's log write, then this window

@@ -69,6 +69,14 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("amm", "publication", "{name}/injections", "string", "kW, kvar",
               'JSON {"BUS.PHASE": [p_kw, q_kvar]}: the window\'s approved schedule (trades and ESU '
               "deliveries), published after the last transaction; the grid re-solves with it"),
+    Interface("amm", "publication", "{name}/exchange", "string", "kW, kvar",
+              'JSON {"window": W, "injections": {"BUS.PHASE": [p_kw, q_kvar]}}: with '
+              "`amm.esu_policy`, the ESUs' utility exchange for window W (a contract with the "
+              "utility, not a trade), published with window W − 1's schedule (window 0's at the "
+              "start); the grid commits it in window W's base state"),
+    Interface("grid", "subscription", "{source}/exchange", "string", "kW, kvar",
+              "injections a source announces for a coming window (a market's ESU utility "
+              "exchange): they count for that window until the source publishes in it"),
     Interface("amm", "publication", "{name}/price", "double", "M/kWh",
               "closing pool price ρ_LP of the window"),
     Interface("amm", "publication", "{name}/volume_kwh", "double", "kWh",

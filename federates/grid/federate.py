@@ -1,7 +1,9 @@
 """Grid federate: solves the feeder each window and answers power-flow queries and device commands.
 
 Inputs are the net injections of its sources (prosumer populations, a market's schedule), summed
-per bus and phase; an injection counts for the window it was published in. At T_w + δ the
+per bus and phase; an injection counts for the window it was published in. A source may announce
+injections for a coming window (`{source}/exchange`: a market's ESU utility exchange, published with
+the window before's schedule); they count for that window until the source publishes in it. At T_w + δ the
 window's power flow is solved and published; when a source publishes later in the window (a
 market's approved schedule) the window is solved and published again at that sub-step. Between
 its own steps the federate is woken by messages on `{name}/query` (answered in the same sub-step
@@ -29,7 +31,10 @@ class GridFederate(FederateModel):
         self.name = settings.name
         self.service = GridService.from_params(settings.params)
         self.sources: list[str] = list(settings.params.get("injection_sources", []))
+        # sources that announce injections for a coming window (`{source}/exchange`)
+        self.announcing: list[str] = list(settings.params.get("exchange_sources", []))
         self._latest: dict[str, tuple[int, dict]] = {}  # source -> (window published, injections)
+        self._announced: dict[str, dict[int, dict]] = {}  # source -> window -> injections
         # per-query answers in the log only on request; by default a summary per window
         self.log_queries = str(settings.params.get("log_queries", "summary"))
         if self.log_queries not in ("summary", "full"):
@@ -62,9 +67,12 @@ class GridFederate(FederateModel):
     def _solve(self, ctx: FederateContext, window: int) -> None:
         self._take_updates(ctx, window)
         injections: dict[str, list[float]] = {}
-        for published_in, values in self._latest.values():
+        for source in [*self._latest, *(s for s in self._announced if s not in self._latest)]:
+            # an injection counts for the window it was published in; until a source publishes
+            # in this window, what it announced for the window
+            published_in, values = self._latest.get(source, (-1, {}))
             if published_in != window:
-                continue  # an injection counts for the window it was published in
+                values = self._announced.get(source, {}).get(window, {})
             for bus_phase, pq in values.items():
                 total = injections.setdefault(bus_phase, [0.0, 0.0])
                 total[0] += pq[0]
@@ -98,6 +106,21 @@ class GridFederate(FederateModel):
                                     f"{{\"BUS.PHASE\": [p_kw, q_kvar]}}, got {str(values)[:60]}")
             self._latest[source] = (window, values)
             arrived = True
+        for source in self.announcing:
+            key = f"{source}/exchange"
+            if not ctx.updated(key):
+                continue
+            announced = ctx.read_json(key)
+            if not (isinstance(announced, dict) and isinstance(announced.get("window"), int)
+                    and isinstance(announced.get("injections"), dict)):
+                raise LemcosimError(f"{self.name}: {key} must carry a JSON object {{\"window\": W, "
+                                    f"\"injections\": {{\"BUS.PHASE\": [p_kw, q_kvar]}}}}, got "
+                                    f"{str(announced)[:60]}")
+            ahead = self._announced.setdefault(source, {})
+            for past in [w for w in ahead if w < window]:  # solved already
+                del ahead[past]
+            if announced["window"] >= window:
+                ahead[announced["window"]] = announced["injections"]
         return arrived
 
     def _query(self, request: Any) -> dict:
