@@ -111,3 +111,9 @@ def test_the_year_in_daily_windows_trades_through_the_pool_in_every_month(tmp_pa
     july = exchange[exchange.window.between(181, 211)].groupby("entity").value.sum()  # 1–31 Jul
     assert sorted(january.index) == sorted(july.index) == ["es671", "es675"]
     assert (january > 0).all() and (july < 0).all(), (january, july)
+    # a year logs each transaction's decision and prices, not the grid answer's extremes
+    # (amm.log_answer_detail: false in year_ieee13: 8 rows fewer per transaction)
+    tx = load_run(run_dir, federates=["amm"], windows=(0, 0))
+    tx = tx[tx.entity.str.match(r"w\d+t\d+$")]
+    assert {"approved", "e_kwh", "rho", "d_loss_kwh"} <= set(tx.quantity)
+    assert not {"v_min", "v_min_at", "approval_rule"} & set(tx.quantity)

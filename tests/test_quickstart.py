@@ -78,3 +78,6 @@ def test_batches_that_stop_at_each_refusal_give_one_query_per_transaction_bit_fo
                     "--set", "amm.after_refusal=stop")
     assert proc.returncode == 0, proc.stderr
     assert_same_results(run_dir, "quickstart")
+    # by default each transaction logs its grid answer's extremes (amm.log_answer_detail)
+    tx = load_run(run_dir, federates=["amm"], quantities=["v_min", "v_min_at", "approval_rule"])
+    assert set(tx.quantity) == {"v_min", "v_min_at", "approval_rule"}

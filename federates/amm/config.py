@@ -103,6 +103,10 @@ class AmmConfig(_Strict):
     esu_policy: EsuPolicyConfig | None = Field(
         None, description="ESU energy management: utility exchange keeping SOC in a band")
     assist_max_substeps: int = Field(5000, gt=0, description="how long to wait for its answer")
+    log_answer_detail: bool = Field(
+        True, description="log each transaction's grid answer detail: its voltage, VUF and "
+        "loading extremes with where, and the approval rule (the per-transaction tables of "
+        "ch. 3); false for long studies: decisions, prices, ΔLoss and reasons are still logged")
     after_refusal: Literal["continue", "stop"] = Field(
         "continue", description="batched approval: the grid goes on past a refused intent "
         "(one round trip per window, results equal within the power flow's tolerance), or stops "

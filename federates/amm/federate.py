@@ -362,29 +362,27 @@ class AmmFederate(FederateModel):
         return ctx.clock.substep_of(ctx.time_s)
 
     def _log_tx(self, ctx: FederateContext, window: int, r: TxResult) -> None:
-        t, k, entity = ctx.time_s, self._substep(ctx), r.tx.id
-        record = ctx.log.record
-        record(t, window, entity, "approved", 1.0 if r.approved else 0.0, "1/0", k)
-        record(t, window, entity, "side", r.tx.side, "", k)
-        record(t, window, entity, "prosumer", r.tx.prosumer, "", k)
-        record(t, window, entity, "bus", f"{r.tx.bus}.{r.tx.phase}", "", k)
-        values = {"e_kwh": r.tx.e_kwh, **{q: getattr(r, q) for q in _TX_NUMBERS[1:]}}
-        for quantity, value in values.items():
-            if value == value:  # not NaN
-                record(t, window, entity, quantity, float(value), _UNITS[quantity], k)
+        tx = r.tx
+        rows: list[tuple[str, float | str, str]] = [
+            ("approved", 1.0 if r.approved else 0.0, "1/0"), ("side", tx.side, ""),
+            ("prosumer", tx.prosumer, ""), ("bus", f"{tx.bus}.{tx.phase}", ""),
+            ("e_kwh", float(tx.e_kwh), "kWh")]
+        rows += [(q, float(v), _UNITS[q]) for q in _TX_NUMBERS[1:]
+                 if (v := getattr(r, q)) == v]  # not NaN
         if r.reason:
-            record(t, window, entity, "reason", r.reason, "", k)
-        if r.grid.get("rule"):  # the DSO's approval rule (grid.limits.rule), per transaction
-            record(t, window, entity, "approval_rule", r.grid["rule"], "", k)
-        for name, extreme in (r.grid.get("extremes") or {}).items():
-            record(t, window, entity, name, float(extreme["value"]), "", k)
-            record(t, window, entity, f"{name}_at", str(extreme["where"]), "", k)
+            rows.append(("reason", r.reason, ""))
+        if self.config.log_answer_detail:
+            if r.grid.get("rule"):  # the DSO's approval rule (grid.limits.rule)
+                rows.append(("approval_rule", r.grid["rule"], ""))
+            for name, extreme in (r.grid.get("extremes") or {}).items():
+                rows += [(name, float(extreme["value"]), ""), (f"{name}_at", str(extreme["where"]), "")]
         device = r.grid.get("device")
         if r.approved and device:  # approved with an FSVR setting: its nine coefficients
-            record(t, window, entity, "fsvr_assisted", 1.0, "1/0", k)
-            for p, row in zip("abc", device["alpha"], strict=True):
-                for q, value in enumerate(row):
-                    record(t, window, entity, f"alpha_{p}{q + 1}", float(value), "pu", k)
+            rows.append(("fsvr_assisted", 1.0, "1/0"))
+            rows += [(f"alpha_{p}{q + 1}", float(value), "pu")
+                     for p, row in zip("abc", device["alpha"], strict=True)
+                     for q, value in enumerate(row)]
+        ctx.log.record_entity(ctx.time_s, window, tx.id, self._substep(ctx), rows)
 
 
 class _NeedGrid(Exception):  # noqa: N818 - control flow, never leaves the federate

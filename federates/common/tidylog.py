@@ -94,6 +94,14 @@ class TidyLog:
         self._rows.append((time_s, window, substep, str(entity), quantity, number, text,
                            unit or ""))
 
+    def record_entity(self, time_s: float, window: int, entity: str, substep: int,
+                      values: list[tuple[str, float | str, str]]) -> None:
+        """Rows (quantity, value, unit) of one entity at one time: `record` for each, with the
+        per-row work done once (a market logs ~15 rows per transaction)."""
+        entity = str(entity)
+        self._rows.extend((time_s, window, substep, entity, quantity, *split_value(value),
+                           unit or "") for quantity, value, unit in values)
+
     def record_many(
         self, time_s: float, window: int, entity_values: dict[str, float], quantity: str, unit: str,
         substep: int = 0,
