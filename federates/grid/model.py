@@ -391,9 +391,32 @@ class GridModel:
             if not math.isfinite(p_kw + q_kvar):  # finite iff both are (inf − inf is NaN)
                 raise GridError(f"injection {key!r}: not a finite number")
             cleaned[key] = (p_kw, q_kvar)
-        loads = dss().Loads
         gone = [key for key in self.injections if key not in cleaned]
-        for key, value in itertools.chain(cleaned.items(), ((k, (0.0, 0.0)) for k in gone)):
+        self._write(itertools.chain(cleaned.items(), ((k, (0.0, 0.0)) for k in gone)))
+        self.injections = cleaned
+        self._balance()
+
+    def update_injections(self, values: dict[str, tuple[float, float]]) -> None:
+        """Set the injections at these keys (kW, kvar; the others keep theirs): one intent of a
+        batch of approvals changes a few keys of many (unknown or non-finite ones raise)."""
+        for key, (p_kw, q_kvar) in values.items():
+            if key not in self._elements:
+                self._ensure_element(key)
+            if not math.isfinite(p_kw + q_kvar):
+                raise GridError(f"injection {key!r}: not a finite number")
+        self._write(values.items())
+        self.injections.update(values)
+        self._balance()
+
+    def _balance(self) -> None:
+        """What the injections generate and absorb, kW (the collapse check of every solve)."""
+        self._generated_kw = sum(p for p, _ in self.injections.values() if p > 0)
+        self._absorbed_kw = sum(-p for p, _ in self.injections.values() if p < 0)
+
+    def _write(self, values) -> None:
+        """Edit the elements whose value OpenDSS does not hold yet."""
+        loads = dss().Loads
+        for key, value in values:
             held = self._applied.get(key)
             if held == value:  # OpenDSS already holds it: no FFI call
                 continue
@@ -406,10 +429,6 @@ class GridModel:
             if held is None or held[1] != value[1] or (p_changed and held[1] != 0.0):
                 loads.kvar(-value[1])
             self._applied[key] = value
-        self.injections = cleaned
-        # what the injections generate and absorb, kW (the collapse check of every solve)
-        self._generated_kw = sum(p for p, _ in cleaned.values() if p > 0)
-        self._absorbed_kw = sum(-p for p, _ in cleaned.values() if p < 0)
 
     def set_load_mult(self, load_mult: float) -> None:
         """Scale every feeder load's P and Q (not the injections)."""

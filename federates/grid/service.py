@@ -164,9 +164,13 @@ class GridService:
         result (what every answer carries); the injections stay applied (callers restore)."""
         self.model.set_injections(extra, base=self.committed)  # a bad one raises GridError
         flow = self.model.solve()
+        return flow, self._judge(flow)
+
+    def _judge(self, flow: PowerFlow) -> dict[str, Any]:
+        """What every answer carries about a solved query."""
         self.failed_flows += not flow.converged
         violations = flow.violations(self.model.limits, self.committed_flow)
-        return flow, {
+        return {
             "feasible": flow.converged and not violations,
             "converged": flow.converged,
             "reason": flow.reason or ("; ".join(f"{v['constraint']} at {v['where']}: {v['value']}"
@@ -194,11 +198,12 @@ class GridService:
         if self.model.device is not self.committed_device:
             self.model.set_device(self.committed_device)
         answers: list[dict[str, Any]] = []
+        edits = _IntentEdits(self.committed, chain)
         try:
             for raw in request.get("intents") or []:
                 intent = Intent.from_json(raw)
                 if intent.local:
-                    chain.add_trade(intent.commit_kw or intent.trade_kw)
+                    edits.add_trade(intent.commit_kw or intent.trade_kw)
                     continue
                 es_cont = chain.provisional(intent)
                 if any(a.exceeded(es) for a, es in zip(chain.storage, es_cont, strict=True)):
@@ -207,12 +212,13 @@ class GridService:
                         break
                     continue
                 try:
-                    _, verdict = self._evaluate(chain.injections(intent.trade_kw, es_cont))
+                    self.model.update_injections(edits.of(intent.trade_kw, es_cont))
+                    verdict = self._judge(self.model.solve())
                 except GridError as exc:
                     verdict = _refused(str(exc))
                 answers.append({"id": intent.id} | verdict)
                 if verdict["feasible"]:
-                    chain.approve(intent, es_cont, verdict["losses_kw"])
+                    edits.approve(intent, es_cont, verdict["losses_kw"])
                 elif stop:
                     break
         finally:
@@ -236,3 +242,50 @@ class GridService:
         except LemcosimError as exc:
             return {"accepted": False, "reason": f"{exc}; keeping the last valid setting"}
         return {"accepted": True, "reason": "", "device": setting.to_json()}
+
+
+class _IntentEdits:
+    """The injection edits of each intent of a batch, key by key, on top of the intent before
+    (the approval state updated per intent, never rebuilt from every key): the keys whose value
+    can differ are the intent's trade, the trade of the intent evaluated before, trades added to
+    the chain since and the storage units'. Each value is the sum `ApprovalChain.injections` and
+    `GridModel.set_injections(extra, base=committed)` make, in their order, and new injection
+    elements are met in the order those would create them (the same circuit, the same floats)."""
+
+    def __init__(self, committed: dict[str, tuple[float, float]], chain: ApprovalChain) -> None:
+        self.committed, self.chain = committed, chain
+        self._kw_per_kwh = 3600.0 / chain.dt_s
+        self._touched: dict[str, None] = dict.fromkeys(chain.trades_kw)  # trades not yet edited
+        self._last: tuple[str, ...] = ()  # the trade keys of the intent evaluated before
+
+    def of(self, trade: dict[str, float], es_cont_kwh: list[float]) -> dict[str, tuple[float, float]]:
+        """{BUS.PHASE: (p_kw, q_kvar)} to set for an intent with `trade` and storage `es_cont_kwh`."""
+        keys = self._touched | dict.fromkeys(trade)
+        storage = []
+        for account, es in zip(self.chain.storage, es_cont_kwh, strict=True):
+            p_kw = es * self._kw_per_kwh / len(account.keys)
+            keys.update(dict.fromkeys(account.keys))
+            storage.append((account.keys, p_kw))
+        keys.update(dict.fromkeys(self._last))
+        trades, committed = self.chain.trades_kw, self.committed
+        out = {}
+        for key in keys:
+            p = trades.get(key, 0.0)
+            if key in trade:
+                p += trade[key]
+            for account_keys, p_kw in storage:
+                if key in account_keys:
+                    p += p_kw
+            base = committed.get(key)
+            out[key] = (base[0] + p, base[1] + 0.0) if base is not None else (p, 0.0)
+        self._touched, self._last = {}, tuple(trade)
+        return out
+
+    def add_trade(self, trade: dict[str, float]) -> None:
+        self.chain.add_trade(trade)
+        self._touched.update(dict.fromkeys(trade))
+
+    def approve(self, intent: Intent, es_cont_kwh: list[float], losses_kw: float) -> None:
+        self.chain.approve(intent, es_cont_kwh, losses_kw)
+        self._touched.update(dict.fromkeys(intent.commit_kw if intent.commit_kw is not None
+                                           else intent.trade_kw))
