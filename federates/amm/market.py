@@ -153,6 +153,7 @@ class AmmWindow:
         # rebuilt from the trades); the storage accounts are fixed once stage 2 starts
         self._trades_kw: dict[str, float] = {}
         self._storage: tuple[StorageAccount, ...] | None = None
+        self._shares: dict[str, float] | None = None
         self.pending: Intent | None = None  # the transaction being approved, as an intent
         # every intent this window creates (asked of the grid, or local) when a list: a fork's
         # speculation, the replay of a batch's answers (federates/amm/federate.py)
@@ -176,6 +177,7 @@ class AmmWindow:
         minted = self.pool.add_liquidity(e_kwh, m)
         self.l_es[esu_name] = self.l_es.get(esu_name, 0.0) + minted
         self._storage = None  # shares changed
+        self._shares = None
         self.ledger.move_money(f"esu:{esu_name}", POOL, m)
         self.ledger.move_energy(f"esu:{esu_name}", POOL, e_kwh)
         return self.token_status()
@@ -190,8 +192,12 @@ class AmmWindow:
         return status
 
     def share(self, name: str) -> float:
-        total = sum(self.l_es.values())
-        return self.l_es.get(name, 0.0) / total if total > 0 else 0.0
+        """ESU `name`'s L-share s_n (fixed once stage 2 starts: every transaction asks)."""
+        if self._shares is None:
+            total = sum(self.l_es.values())
+            self._shares = {n: self.l_es.get(n, 0.0) / total if total > 0 else 0.0
+                            for n in self.esus}
+        return self._shares.get(name, 0.0)
 
     # --- stage 2 ---------------------------------------------------------------------------
     def transact(self, tx: Transaction) -> TxResult:
@@ -250,13 +256,17 @@ class AmmWindow:
 
     def chain(self) -> ApprovalChain:
         """The approval state now: approved trades, ESU deliveries and losses (docs/amm.md)."""
+        return ApprovalChain(self.dt_s, self._accounts(), self._trades_kw,
+                             list(self.es_cont.values()), self.loss_kw, self.loss_compensation)
+
+    def _accounts(self) -> tuple[StorageAccount, ...]:
+        """Each ESU as the approval sees it (fixed once stage 2 starts: SOC changes after it)."""
         if self._storage is None:
             self._storage = tuple(
                 StorageAccount(tuple(f"{e.bus}.{ph}" for ph in e.phases), self.share(n),
                                e.deliverable_kwh(self.dt_s), e.absorbable_kwh(self.dt_s))
                 for n, e in self.esus.items())
-        return ApprovalChain(self.dt_s, self._storage, self._trades_kw, list(self.es_cont.values()),
-                             self.loss_kw, self.loss_compensation)
+        return self._storage
 
     def fork(self) -> AmmWindow:
         """A copy that decides the coming transactions as if the grid approved each one and lists
@@ -269,7 +279,9 @@ class AmmWindow:
         return twin
 
     def _esu_limits(self, es_cont: dict[str, float]) -> str:
-        for n, es in es_cont.items():
+        for (n, es), account in zip(es_cont.items(), self._accounts(), strict=True):
+            if es <= account.deliverable_kwh + 1e-9 and -es <= account.absorbable_kwh + 1e-9:
+                continue
             esu = self.esus[n]
             if es > esu.deliverable_kwh(self.dt_s) + 1e-9:
                 return (f"ESU {n} would have to deliver {es:.6g} kWh, more than its "
