@@ -66,3 +66,35 @@ def test_a_federate_registers_on_its_second_attempt_when_the_broker_comes_late(t
         for broker in brokers:
             h.helicsBrokerWaitForDisconnect(broker, 5000)
             h.helicsBrokerFree(broker)
+
+
+@pytest.mark.federation
+def test_string_inputs_of_every_length_read_back_exactly():
+    """lemcosim reads string inputs through one cffi buffer type (`_input_string`): values of
+    changing lengths, empty and multi-byte ones come back as the HELICS binding returns them."""
+    import helics as h
+
+    from lemcosim.federates.common.app import _input_string
+
+    port = free_port()
+    broker = h.helicsCreateBroker("zmq", f"b{secrets.token_hex(4)}",
+                                  f"-f 1 --port={port} --local_interface=127.0.0.1 --timeout=20s")
+    info = h.helicsCreateFederateInfo()
+    h.helicsFederateInfoSetCoreTypeFromString(info, "zmq")
+    h.helicsFederateInfoSetCoreInitString(
+        info, f"--federates=1 --broker_address=tcp://127.0.0.1:{port} --local_interface=127.0.0.1")
+    fed = h.helicsCreateValueFederate(f"f{secrets.token_hex(4)}", info)
+    try:
+        pub = h.helicsFederateRegisterGlobalPublication(fed, "echo", h.HELICS_DATA_TYPE_STRING, "")
+        sub = h.helicsFederateRegisterSubscription(fed, "echo", "")
+        h.helicsFederateEnterExecutingMode(fed)
+        values = ["", "x", '{"671.a": [1.5, 0.0]}' * 300, "Δt = 900 s, ρ_eq", "y" * 70_001]
+        for t, value in enumerate(values, start=1):
+            h.helicsPublicationPublishString(pub, value)
+            h.helicsFederateRequestTime(fed, float(t))
+            assert _input_string(h, sub) == value == h.helicsInputGetString(sub)
+    finally:
+        h.helicsFederateDisconnect(fed)
+        h.helicsFederateFree(fed)
+        h.helicsBrokerWaitForDisconnect(broker, 5000)
+        h.helicsBrokerFree(broker)

@@ -157,7 +157,7 @@ class FederateContext:
     def read_string(self, key: str) -> str:
         ipt = self._lookup(self.inputs, key, "subscription")
         saved = self._restored(key, ipt)
-        return saved if saved is not None else self._h.helicsInputGetString(ipt)
+        return saved if saved is not None else _input_string(self._h, ipt)
 
     def read_double(self, key: str) -> float:
         """A double publication as sent (read as a string, HELICS would round it to six
@@ -181,7 +181,7 @@ class FederateContext:
             if not self._h.helicsInputIsUpdated(ipt):
                 snapshot[key] = (repr(self._h.helicsInputGetDouble(ipt))
                                  if self._h.helicsInputGetPublicationType(ipt) == "double"
-                                 else self._h.helicsInputGetString(ipt))
+                                 else _input_string(self._h, ipt))
         return snapshot
 
     def read_json(self, key: str) -> Any | None:
@@ -325,6 +325,20 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
 # HELICS gives up on a broker after ~20 s; a loaded machine has failed a first registration
 # ("unable to register federate") with the broker up. Registration is idempotent until it succeeds.
 _REGISTER_ATTEMPTS = 3
+
+
+def _input_string(h: Any, ipt: Any) -> str:
+    """`helicsInputGetString` with a buffer of the one C type `char[]`: the binding's own asks cffi
+    for a new type `char[N]` per length N, which cffi parses (~0.1 ms) and keeps for good, so a
+    JSON input whose length changes every window costs a parse per read and memory per length."""
+    ffi = h.capi.ffi
+    size = h.helicsInputGetStringSize(ipt) + 1
+    buffer, length = ffi.new("char[]", size), ffi.new("int[1]")
+    err = h.helicsErrorInitialize()
+    h.capi.loadSym("helicsInputGetString")(ipt.handle, buffer, size, length, err)
+    if err.error_code != 0:
+        raise h.HelicsException(f"[{err.error_code}] {ffi.string(err.message).decode()}")
+    return ffi.string(buffer, maxlen=length[0]).decode()
 
 
 def _register(h: Any, config_path: Path, name: str) -> Any:
