@@ -1,9 +1,10 @@
 """AMM market federate: one pool per window, liquidity from ESUs, prosumer trades approved by the
 grid federate's power-flow query over HELICS messages.
 
-Timing (window w, δ = sub-step): prosumers publish positions at T_w; the grid solves the base
-state at T_w + δ; at T_w + 2δ the market opens (stage 1), then each transaction is one query
-round trip: sent at t, answered by the grid at t, read here at t + δ. After the last one the
+Timing (window w, δ = sub-step): prosumers publish positions at T_w; at T_w + δ the grid solves the
+base state while the market opens (stage 1) and speculates its first batch; from T_w + 2δ each
+batch (or transaction) is one query round trip: sent at t, answered by the grid at t, read here
+at t + δ. After the last one the
 market publishes its schedule (approved trades and ESU deliveries) and the grid re-solves the
 window with it. A rejected transaction is not executed (the prosumer curtails or defers it).
 """
@@ -25,7 +26,7 @@ from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, P
 from lemcosim.federates.amm.replay import BatchReplay
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.approval import Intent
-from lemcosim.federates.common.clock import MARKET_SUBSTEP
+from lemcosim.federates.common.clock import GRID_SUBSTEP, MARKET_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.population import merge_positions
 
@@ -39,7 +40,9 @@ _UNITS = {"e_kwh": "kWh", "m": "M", "rho": "M/kWh", "rho_eff": "M/kWh", "rho_es"
 
 
 class AmmFederate(FederateModel):
-    substep = MARKET_SUBSTEP
+    # stage 1 (pool, liquidity, positions, the first batch's speculation) runs alongside the
+    # grid's window solve at k = 1; trading starts at k = 2, once that solve is committed
+    substep = GRID_SUBSTEP
 
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
@@ -94,8 +97,13 @@ class AmmFederate(FederateModel):
         results: list[TxResult] = []
         txs = self._intents(ctx, window)
         ctx.stats["transactions"] += len(txs)
-        if self.config.approval and len(books) == 1:
-            self._transact_batched(ctx, window, books[""], txs, results)
+        batched = self.config.approval and len(books) == 1
+        first = (self._speculate(books[""], txs[:self._batch])
+                 if batched and books[""].pool.l_total > 0 and txs else None)
+        # nothing is sent or published before k = 2: the grid's window solve at k = 1 comes first
+        ctx.advance_to(ctx.clock.time_of(window, MARKET_SUBSTEP))
+        if batched:
+            self._transact_batched(ctx, window, books[""], txs, results, first)
         else:
             for tx in txs:
                 for label, part in self._route(tx):
@@ -226,7 +234,8 @@ class AmmFederate(FederateModel):
 
     # --- batched approval (docs/amm.md) -----------------------------------------------------
     def _transact_batched(self, ctx: FederateContext, window: int, book: AmmWindow,
-                          txs: list[Transaction], results: list[TxResult]) -> None:
+                          txs: list[Transaction], results: list[TxResult],
+                          first: list[Intent] | None) -> None:
         """Every transaction in order, with one grid round trip per batch instead of one each.
 
         A fork of the window decides the coming transactions as if the grid approved each one
@@ -235,13 +244,15 @@ class AmmFederate(FederateModel):
         only while the grid's approval state is its own (replay.py); at the first mismatch, the
         next batch starts. Each answer used comes from the power flow one query per transaction
         would solve, on the same state, so the results are identical; a batch costs extra power
-        flows only for intents after a mismatch."""
+        flows only for intents after a mismatch. `first`: the first batch's intents, speculated
+        while the grid solved the window."""
         if book.pool.l_total <= 0 or not txs:
             return
         real_approve = book.approve
         start = 0
         while start < len(txs):
-            intents = self._speculate(book, txs[start:start + self._batch])
+            intents = first if start == 0 and first is not None else self._speculate(
+                book, txs[start:start + self._batch])
             replay = BatchReplay(intents, self._ask_sequence(ctx, book, intents))
             book.approve = self._replay_approver(ctx, book, replay)
             decided = start
