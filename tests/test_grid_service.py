@@ -233,3 +233,24 @@ def test_an_injection_keeps_its_reactive_power_when_only_its_real_power_changes(
     reference = fresh.solve()
     assert np.allclose(edited.v_pu, reference.v_pu, atol=1e-7)
     assert edited.losses_kw == pytest.approx(reference.losses_kw, abs=1e-5)  # solver tolerance
+
+
+def test_a_batch_that_asks_for_no_extremes_gets_the_same_decisions_without_them():
+    # a market that logs no extremes (amm.log_answer_detail: false) asks the grid to leave them out
+    from lemcosim.federates.common.approval import ApprovalChain, Intent
+
+    def batch(extremes: bool) -> list[dict]:
+        svc = service(limits=Limits(rule="no_worse"))
+        svc.solve_window({"675.a": [50.0, 0.0], "634.b": [-20.0, 0.0]})
+        # a balanced 15 kW sale at 671, 800 kW more load at the end of lateral 652, the sale again
+        balanced = {"671.a": 5.0, "671.b": 5.0, "671.c": 5.0}
+        trades = [balanced, {"652.a": -800.0}, balanced]
+        request = {"chain": ApprovalChain(900.0, ()).to_json(), "extremes": extremes,
+                   "intents": [Intent(f"i{i}", t, ()).to_json() for i, t in enumerate(trades)]}
+        return svc.answer_sequence(request)["answers"]
+
+    full, lean = batch(True), batch(False)
+    assert all("extremes" in a for a in full) and not any("extremes" in a for a in lean)
+    assert [{k: v for k, v in a.items() if k != "extremes"} for a in full] == lean
+    assert [a["feasible"] for a in lean] == [True, False, True]
+    assert lean[1]["reason"].startswith("v_min at 652.a")  # 652.a falls below 0.95 pu

@@ -298,7 +298,9 @@ class AmmFederate(FederateModel):
         reply = self._round_trip(ctx, f"{self.config.grid}/query",
                                  {"chain": book.chain().to_json(),
                                   "intents": [i.to_json() for i in intents],
-                                  "after_refusal": self.config.after_refusal}, 1)
+                                  "after_refusal": self.config.after_refusal,
+                                  # only logged (amm.log_answer_detail); an FSVR assist asks anew
+                                  "extremes": self.config.log_answer_detail}, 1)
         if reply is None or "answers" not in reply:
             raise LemcosimError(f"{self.name}: grid federate {self.config.grid!r} did not answer a "
                                 f"batch of {len(intents)} intents in one sub-step"

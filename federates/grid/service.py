@@ -166,8 +166,9 @@ class GridService:
         flow = self.model.solve()
         return flow, self._judge(flow)
 
-    def _judge(self, flow: PowerFlow) -> dict[str, Any]:
-        """What every answer carries about a solved query."""
+    def _judge(self, flow: PowerFlow, extremes: bool = True) -> dict[str, Any]:
+        """What every answer carries about a solved query (`extremes`: with the extreme voltage,
+        VUF and loading and where)."""
         self.failed_flows += not flow.converged
         violations = flow.violations(self.model.limits, self.committed_flow)
         return {
@@ -178,8 +179,7 @@ class GridService:
             "violations": violations,
             "rule": self.model.limits.rule,
             "losses_kw": flow.losses_kw if flow.converged else None,
-            "extremes": flow.extremes() if flow.converged else {},
-        }
+        } | ({"extremes": flow.extremes() if flow.converged else {}} if extremes else {})
 
     def answer_sequence(self, request: dict[str, Any]) -> dict[str, Any]:
         """Batched approval (docs/interfaces.md): the `intents` in order, each evaluated on the
@@ -195,6 +195,7 @@ class GridService:
         if chain.loss_kw is None:  # the window's first batch: PLoss_0 is the committed state's
             chain.loss_kw = base_losses_kw
         stop = request.get("after_refusal") == "stop"
+        extremes = request.get("extremes", True) is not False  # a market that logs none
         if self.model.device is not self.committed_device:
             self.model.set_device(self.committed_device)
         answers: list[dict[str, Any]] = []
@@ -213,7 +214,7 @@ class GridService:
                     continue
                 try:
                     self.model.update_injections(edits.of(intent.trade_kw, es_cont))
-                    verdict = self._judge(self.model.solve())
+                    verdict = self._judge(self.model.solve(), extremes)
                 except GridError as exc:
                     verdict = _refused(str(exc))
                 answers.append({"id": intent.id} | verdict)
