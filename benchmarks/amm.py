@@ -100,13 +100,13 @@ def bare_loop(network: str, injection_sets: list[dict]) -> tuple[float, int]:
     start = time.perf_counter()
     for injections in injection_sets:
         for key in applied.keys() - injections.keys():
-            engine.Loads.Name(model._elements[key])
+            engine.Loads.Idx(model._elements[key])
             engine.Loads.kW(0.0)
             engine.Loads.kvar(0.0)
             del applied[key]
         for key, (p, q) in injections.items():
             if applied.get(key) != [p, q]:
-                engine.Loads.Name(model._elements[key])
+                engine.Loads.Idx(model._elements[key])
                 engine.Loads.kW(-p)
                 engine.Loads.kvar(-q)
                 applied[key] = [p, q]

@@ -23,7 +23,7 @@ FINDINGS (HELICS 3.6.1, zmq core, 2 cores; 150 windows, 1 round trip each, best 
   2fed+links                     2.273     1.86      6.644     627.9   <- value cycle
   2fed+links+grid_delta          1.733     1.42      4.928     276.1
   2fed+links+globaltime          1.110     0.91      3.105      37.5   (hangs, see below)
-  3fed_paced (today)             2.879     2.35     10.295     684.3
+  3fed_paced (lemcosim before)   2.879     2.35     10.295     684.3
   3fed_lockstep                  4.364     3.56     13.515    1493.5
   3fed_paced-cycle               1.511     1.23      5.402      61.0
 
@@ -49,13 +49,13 @@ FINDINGS (HELICS 3.6.1, zmq core, 2 cores; 150 windows, 1 round trip each, best 
   windows), and year_ieee13 stalled at window 3,818 with all federates requesting (compare
   HELICS issue #2795, a year-long run that hangs under --globaltime). Not usable for years.
 - What removes it without a flag: no value cycle. `3fed_paced-cycle` (the grid publishes
-  nothing the market subscribes to) is back near the floor. In lemcosim the market reads only
-  `grid/losses_kw` (the committed base-state losses at T_w + δ); carrying that number in a
-  message the grid already sends the market would break the cycle. Measured by dropping that
-  subscription (results then differ): the broker's time requests fell from ≈ 3,350 to ≈ 80 per
-  window, yet the real round trip stayed at 2.6–3.1× the ping-pong (3.4–3.5× with the cycle,
-  same minutes): in the real federation the cycle is not the main cost; the rest is open
-  (docs/performance.md).
+  nothing the market subscribes to) is back near the floor. The market read only
+  `grid/losses_kw` (the committed base-state losses at T_w + δ); it now reads them from the
+  grid's answers (`base_losses_kw`), which broke the cycle in lemcosim (docs/performance.md).
+  Before that, measured by dropping that subscription (results then differed): the broker's
+  time requests fell from ≈ 3,350 to ≈ 80 per window, yet the real round trip stayed at
+  2.6–3.1× the ping-pong (3.4–3.5× with the cycle, same minutes): in the real federation the
+  cycle was not the main cost (docs/performance.md).
 - A lead for the rest: a long serving time costs extra even with two bare federates.
   `2fed+serve20` (the grid spins 20 ms before answering, subtracted) measured 3.5–3.7 ms per
   round trip against 1.7 ms for `2fed` in the same run (another run: 2.1 against 1.4 ms);
@@ -306,11 +306,12 @@ VARIANTS = [
     Variant("2fed+links+globaltime", "+ both, broker --globaltime (hangs in long runs)",
             broker_args="--globaltime"),
     Variant("3fed_free", "2fed+links + input-less prosumers → amm, free-running", third="free"),
-    Variant("3fed_paced", "2fed+links + prosumers paced by global_time polling (today's "
-            "federation)", third="paced"),
+    Variant("3fed_paced", "2fed+links + prosumers paced by global_time polling (the "
+            "federation until PLoss_0 moved into the answers)", third="paced"),
     Variant("3fed_lockstep", "2fed+links + prosumers subscribes amm/price (time dependency)",
             third="lockstep"),
-    Variant("3fed_paced-cycle", "3fed_paced without grid→amm publications (no value cycle)",
+    Variant("3fed_paced-cycle", "3fed_paced without grid→amm publications (no value cycle: "
+            "lemcosim's pattern now)",
             third="paced", grid_pubs=False),
     Variant("2fed+serve20", "2fed, the grid computes 20 ms (busy) before answering "
             "(not counted)", injections=False, grid_pubs=False, serve_s=0.02),
