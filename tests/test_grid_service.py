@@ -254,3 +254,18 @@ def test_a_batch_that_asks_for_no_extremes_gets_the_same_decisions_without_them(
     assert [{k: v for k, v in a.items() if k != "extremes"} for a in full] == lean
     assert [a["feasible"] for a in lean] == [True, False, True]
     assert lean[1]["reason"].startswith("v_min at 652.a")  # 652.a falls below 0.95 pu
+
+
+def test_a_batch_names_bus_phases_in_any_case_as_one_query_does():
+    # set_injections takes "671.B" as 671.b; a batch's chain and intents are read the same way
+    from lemcosim.federates.common.approval import ApprovalChain, Intent
+
+    def first_answer(trades: dict, trade: dict) -> dict:
+        svc = service(limits=Limits(rule="no_worse"))
+        svc.solve_window({"675.a": [50.0, 0.0]})
+        chain = ApprovalChain(900.0, ()).to_json() | {"trades_kw": trades}
+        return svc.answer_sequence({"chain": chain, "intents": [Intent("i0", trade, ()).to_json()]}
+                                   )["answers"][0]
+
+    upper = first_answer({"675.A": 3.0}, {"671.B": 5.0})
+    assert upper["converged"] and upper == first_answer({"675.a": 3.0}, {"671.b": 5.0})

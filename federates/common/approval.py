@@ -51,10 +51,19 @@ class Intent:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Intent:
         commit = data.get("commit_kw")
-        return cls(str(data["id"]), {str(k): float(v) for k, v in data["trade_kw"].items()},
+        return cls(str(data["id"]), _per_key(data["trade_kw"]),
                    tuple(float(x) for x in data["es_i_kwh"]),
-                   None if commit is None else {str(k): float(v) for k, v in commit.items()},
-                   bool(data.get("local")))
+                   None if commit is None else _per_key(commit), bool(data.get("local")))
+
+
+def _per_key(kw: dict[str, Any]) -> dict[str, float]:
+    """kW per BUS.PHASE as received, keys as the grid names them (lower case; "675.A" and
+    "675.a" are one injection, summed in order)."""
+    out: dict[str, float] = {}
+    for key, value in kw.items():
+        key = str(key).lower()
+        out[key] = out[key] + float(value) if key in out else float(value)
+    return out
 
 
 def trade_kw(bus: str, phases: str, signed_kwh: float, dt_s: float) -> dict[str, float]:
@@ -124,11 +133,11 @@ class ApprovalChain:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ApprovalChain:
-        storage = tuple(StorageAccount(tuple(str(k) for k in a["keys"]), float(a["share"]),
+        storage = tuple(StorageAccount(tuple(str(k).lower() for k in a["keys"]), float(a["share"]),
                                        float(a["deliverable_kwh"]), float(a["absorbable_kwh"]))
                         for a in data.get("storage", []))
         loss = data.get("loss_kw")
         return cls(float(data["dt_s"]), storage,
-                   {str(k): float(v) for k, v in (data.get("trades_kw") or {}).items()},
+                   _per_key(data.get("trades_kw") or {}),
                    [float(x) for x in data.get("es_cont_kwh") or []] or [0.0] * len(storage),
                    None if loss is None else float(loss), bool(data.get("loss_compensation")))
