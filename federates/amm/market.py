@@ -280,15 +280,12 @@ class AmmWindow:
 
     def _esu_limits(self, es_cont: dict[str, float]) -> str:
         for (n, es), account in zip(es_cont.items(), self._accounts(), strict=True):
-            if es <= account.deliverable_kwh + 1e-9 and -es <= account.absorbable_kwh + 1e-9:
-                continue
-            esu = self.esus[n]
-            if es > esu.deliverable_kwh(self.dt_s) + 1e-9:
+            if es > account.deliverable_kwh + 1e-9:
                 return (f"ESU {n} would have to deliver {es:.6g} kWh, more than its "
-                        f"{esu.deliverable_kwh(self.dt_s):.6g} kWh")
-            if -es > esu.absorbable_kwh(self.dt_s) + 1e-9:
+                        f"{account.deliverable_kwh:.6g} kWh")
+            if -es > account.absorbable_kwh + 1e-9:
                 return (f"ESU {n} would have to absorb {-es:.6g} kWh, more than its "
-                        f"{esu.absorbable_kwh(self.dt_s):.6g} kWh")
+                        f"{account.absorbable_kwh:.6g} kWh")
         return ""
 
     def _window_base_losses(self, answer: dict) -> float:
