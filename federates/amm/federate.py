@@ -2,11 +2,12 @@
 grid federate's power-flow query over HELICS messages.
 
 Timing (window w, δ = sub-step): prosumers publish positions at T_w; at T_w + δ the grid solves the
-base state while the market opens (stage 1) and speculates its first batch; from T_w + 2δ each
-batch (or transaction) is one query round trip: sent at t, answered by the grid at t, read here
-at t + δ. After the last one the
-market publishes its schedule (approved trades and ESU deliveries) and the grid re-solves the
-window with it. A rejected transaction is not executed (the prosumer curtails or defers it).
+base state while the market opens (stage 1) and speculates its first batch, which it sends at
+once: the grid serves it right after its solve. Each batch (or transaction) is one query round
+trip: sent at t, answered by the grid at t, read here at t + δ; single queries and FSVR assists
+go from T_w + 2δ. After the last one (at T_w + 2δ at the earliest) the market publishes its
+schedule (approved trades and ESU deliveries) and the grid re-solves the window with it. A
+rejected transaction is not executed (the prosumer curtails or defers it).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ _UNITS = {"e_kwh": "kWh", "m": "M", "rho": "M/kWh", "rho_eff": "M/kWh", "rho_es"
 
 class AmmFederate(FederateModel):
     # stage 1 (pool, liquidity, positions, the first batch's speculation) runs alongside the
-    # grid's window solve at k = 1; trading starts at k = 2, once that solve is committed
+    # grid's window solve at k = 1; the first batch goes at k = 1 (served after that solve),
+    # everything else from k = 2
     substep = GRID_SUBSTEP
 
     def __init__(self, settings: FederateSettings) -> None:
@@ -100,8 +102,11 @@ class AmmFederate(FederateModel):
         batched = self.config.approval and len(books) == 1
         first = (self._speculate(books[""], txs[:self._batch])
                  if batched and books[""].pool.l_total > 0 and txs else None)
-        # nothing is sent or published before k = 2: the grid's window solve at k = 1 comes first
-        ctx.advance_to(ctx.clock.time_of(window, MARKET_SUBSTEP))
+        trading_step = ctx.clock.time_of(window, MARKET_SUBSTEP)
+        if not (first and any(not i.local for i in first)):
+            # a single query, or an FSVR assist, goes from k = 2, once the window solve is
+            # committed; the first batch goes now: the grid serves it right after that solve
+            ctx.advance_to(trading_step)
         if batched:
             self._transact_batched(ctx, window, books[""], txs, results, first)
         else:
@@ -116,6 +121,8 @@ class AmmFederate(FederateModel):
                             other.loss_kw = book.loss_kw
                     results.append(result)
                     self._log_tx(ctx, window, result)
+        # publications from k = 2: at k = 1 the grid's window solve would count them
+        ctx.advance_to(max(ctx.time_s, trading_step))
         schedule: dict[str, list[float]] = {}
         for label, book in books.items():
             for esu in self.books[label]:
@@ -248,13 +255,12 @@ class AmmFederate(FederateModel):
         while the grid solved the window."""
         if book.pool.l_total <= 0 or not txs:
             return
-        real_approve = book.approve
         start = 0
         while start < len(txs):
             intents = first if start == 0 and first is not None else self._speculate(
                 book, txs[start:start + self._batch])
             replay = BatchReplay(intents, self._ask_sequence(ctx, book, intents))
-            book.approve = self._replay_approver(ctx, book, replay)
+            book.answer_intent = self._replay_answers(ctx, book, replay)
             decided = start
             try:
                 for tx in txs[start:]:
@@ -267,7 +273,7 @@ class AmmFederate(FederateModel):
             except _NeedGrid:
                 pass
             finally:
-                book.approve, book.intent_log = real_approve, None
+                book.answer_intent, book.intent_log = None, None
             if decided == start:
                 raise LemcosimError(f"{self.name}: the grid answered none of a batch of "
                                     f"{len(intents)} intents from {txs[start].id}")
@@ -313,18 +319,20 @@ class AmmFederate(FederateModel):
             book.loss_kw = float(reply["base_losses_kw"])
         return {a["id"]: a for a in reply["answers"]}
 
-    def _replay_approver(self, ctx: FederateContext, book: AmmWindow, replay: BatchReplay):
-        def approve(injections: dict) -> dict:
-            answer = replay.answer(book.pending) if book.pending is not None else None
+    def _replay_answers(self, ctx: FederateContext, book: AmmWindow, replay: BatchReplay):
+        def answer_intent(intent: Intent) -> dict:
+            answer = replay.answer(intent)
             if answer is None:
                 raise _NeedGrid
             if answer.get("feasible") or not answer.get("converged") or not self.config.fsvr_assist:
                 return answer
-            assisted = self._ask_fsvr(ctx, injections, answer)
+            chain = book.chain()  # the injections a single query would carry, as in `transact`
+            assisted = self._ask_fsvr(ctx, chain.injections(intent.trade_kw,
+                                                            chain.provisional(intent)), answer)
             if assisted.get("feasible"):
                 replay.misalign()  # approved with a new FSVR setting the grid did not evaluate on
             return assisted
-        return approve
+        return answer_intent
 
     # --- grid round trip -------------------------------------------------------------------
     def _ask_grid(self, ctx: FederateContext, window: int, injections: dict) -> dict:

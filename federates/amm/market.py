@@ -121,6 +121,16 @@ class Ledger:
         self.energy_kwh[dst] = self.energy_kwh.get(dst, 0.0) + amount
 
 
+class _Unkept(Ledger):
+    """A fork's ledger: its money and energy are never read (the window keeps the real ones)."""
+
+    def move_money(self, src: str, dst: str, amount: float) -> None:
+        pass
+
+    def move_energy(self, src: str, dst: str, amount: float) -> None:
+        pass
+
+
 POOL = "pool"
 UTILITY = "utility"
 NETWORK_LOSSES = "losses"
@@ -159,6 +169,9 @@ class AmmWindow:
         # speculation, the replay of a batch's answers (federates/amm/federate.py)
         self.intent_log: list[Intent] | None = None
         self.assume_approved = False  # a fork: see `fork`
+        # when set, asked instead of `approve` with the pending intent itself: the replay of a
+        # batch's answers, which the grid evaluated already (no injections to assemble)
+        self.answer_intent: Callable[[Intent], dict[str, Any]] | None = None
 
     # --- stage 1 ---------------------------------------------------------------------------
     def add_liquidity(self, esu_name: str, e_kwh: float, opening_price: float | None = None
@@ -236,6 +249,8 @@ class AmmWindow:
                 if self.loss_kw is None:  # a fork never learns losses: its ΔLoss is 0 throughout
                     self.loss_kw = 0.0
                 answer = {"feasible": True, "converged": True, "losses_kw": self.loss_kw}
+            elif self.answer_intent is not None:
+                answer = self.answer_intent(self.pending)
             else:
                 answer = self.approve(self.chain().injections(
                     self.pending.trade_kw, list(es_cont.values())))
@@ -275,7 +290,8 @@ class AmmWindow:
         twin.pool = self.pool.copy()
         twin.es_cont = dict(self.es_cont)
         twin._trades_kw = dict(self._trades_kw)
-        twin.approved, twin.ledger, twin.intent_log, twin.assume_approved = [], Ledger(), [], True
+        twin.approved, twin.ledger, twin.intent_log, twin.assume_approved = [], _Unkept(), [], True
+        twin.answer_intent = None
         return twin
 
     def _esu_limits(self, es_cont: dict[str, float]) -> str:

@@ -47,6 +47,9 @@ class GridFederate(FederateModel):
         if window > 0:
             self._summarise(ctx, window - 1)
         self._solve(ctx, window)
+        # a market's first batch of the window may be queued already (sent at this sub-step,
+        # it is evaluated on the state just solved)
+        self.on_interrupt(ctx, window)
 
     def finish(self, ctx: FederateContext) -> None:
         self._summarise(ctx, ctx.clock.windows - 1)
