@@ -77,7 +77,8 @@ def plan_federates(scenario: Scenario) -> list[FederatePlan]:
         plan = _typed_plan("amm", "amm", section.external, params)
         if section.transactions is None:
             sources = parts.get(section.source, [section.source])
-            plan.subscriptions += [{"key": f"{src}/positions", "type": "string"} for src in sources]
+            plan.subscriptions += [{"key": f"{src}/{key}", "type": "string"}
+                                   for src in sources for key in ("positions", "positions_next")]
             plan.params["position_sources"] = sources
             market_sources += sources
         plans.append(plan)

@@ -12,10 +12,11 @@ rejected transaction is not executed (the prosumer curtails or defers it).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -78,30 +79,22 @@ class AmmFederate(FederateModel):
         policy = self.config.esu_policy
         self.esu_manager = EsuManager(policy) if policy is not None else None
         self._exchange: dict[str, list[float]] = {}  # the ESUs' utility exchange this window
+        self._opened: _Opened | None = None  # the next window, opened while waiting for it
 
     # --- one window ------------------------------------------------------------------------
     def setup(self, ctx: FederateContext) -> None:
         self._announce_exchange(ctx, 0)
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
-        books: dict[str, AmmWindow] = {}
+        opened, self._opened = self._opened, None
+        if opened is None or opened.window != window:
+            positions = {} if self.config.transactions is not None else merge_positions(
+                [ctx.read_json(f"{src}/positions") or {} for src in self.position_sources])
+            opened = self._open(ctx, window, positions)
+        books, txs, first, opening = opened.books, opened.txs, opened.first, opened.opening
         exchange = self._exchange
-        opening = 0.0
-        for label, esus in self.books.items():
-            pool, opening = self._open_pool()
-            books[label] = AmmWindow(
-                pool, esus, self.dt_s,
-                approve=self._approver(ctx, window, books, label) if self.config.approval else None,
-                loss_compensation=self.config.loss_compensation,
-                bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
-                retail=self.config.pool.retail)
-            self._add_liquidity(ctx, window, label, books[label], esus, opening)
         results: list[TxResult] = []
-        txs = self._intents(ctx, window)
-        ctx.stats["transactions"] += len(txs)
         batched = self.config.approval and len(books) == 1
-        first = (self._speculate(books[""], txs[:self._batch])
-                 if batched and books[""].pool.l_total > 0 and txs else None)
         trading_step = ctx.clock.time_of(window, MARKET_SUBSTEP)
         if not (first and any(not i.local for i in first)):
             # a single query, or an FSVR assist, goes from k = 2, once the window solve is
@@ -148,6 +141,56 @@ class AmmFederate(FederateModel):
                                       ("utility_kwh", sum(r.utility_kwh for r in results
                                                           if r.approved), "kWh")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
+        if window + 1 < ctx.clock.windows:
+            self._open_ahead(ctx, window + 1)
+
+    def _open(self, ctx: FederateContext, window: int, positions: dict[str, list]) -> _Opened:
+        """Stage 1 of `window`: a pool per book with the ESUs' liquidity (logged at T_w + δ), the
+        window's transactions and, with batched approval, the first batch's speculation."""
+        t, k = ctx.clock.time_of(window, self.substep), self.substep
+        rng_before = copy.deepcopy(self.rng)
+        books: dict[str, AmmWindow] = {}
+        opening = 0.0
+        for label, esus in self.books.items():
+            pool, opening = self._open_pool()
+            books[label] = AmmWindow(
+                pool, esus, self.dt_s,
+                approve=self._approver(ctx, window, books, label) if self.config.approval else None,
+                loss_compensation=self.config.loss_compensation,
+                bound_policy=self.config.pool.bound_policy, fit=self.config.pool.fit,
+                retail=self.config.pool.retail)
+            self._add_liquidity(ctx, t, k, window, label, books[label], esus, opening)
+        txs = self._intents(window, positions)
+        ctx.stats["transactions"] += len(txs)
+        first = (self._speculate(books[""], txs[:self._batch])
+                 if self.config.approval and len(books) == 1 and books[""].pool.l_total > 0
+                 and txs else None)
+        return _Opened(window, books, opening, txs, first, rng_before)
+
+    def _open_ahead(self, ctx: FederateContext, window: int) -> None:
+        """Open `window` while waiting for its grant, when every population published its
+        positions a window ahead (`{source}/positions_next`); else it opens at T_w + δ."""
+        positions: dict[str, list] = {}
+        if self.config.transactions is None:
+            keys = [f"{src}/positions_next" for src in self.position_sources]
+            if not all(key in ctx.inputs for key in keys):
+                return
+            ahead = [ctx.read_json(key) for key in keys]
+            if not all(isinstance(a, dict) and a.get("window") == window for a in ahead):
+                return
+            positions = merge_positions([{c: v for c, v in a.items() if c != "window"}
+                                         for a in ahead])
+
+        def open_window() -> None:
+            self._opened = self._open(ctx, window, positions)
+        ctx.defer(open_window)
+
+    def checkpoint_state(self) -> dict:
+        state = super().checkpoint_state()
+        opened = state.pop("_opened", None)
+        if opened is not None:  # the next window opened ahead: a resumed run opens it again
+            state["rng"] = opened.rng_before
+        return state
 
     def _announce_exchange(self, ctx: FederateContext, window: int) -> None:
         """ESU energy management (esu_policy.py) for `window`, decided once the window before has
@@ -168,18 +211,16 @@ class AmmFederate(FederateModel):
         if self._exchange:
             ctx.publish(f"{self.name}/exchange", {"window": window, "injections": self._exchange})
 
-    def _add_liquidity(self, ctx: FederateContext, window: int, label: str, book: AmmWindow,
-                       esus: list[StorageUnit], opening: float) -> None:
+    def _add_liquidity(self, ctx: FederateContext, t: float, k: int, window: int, label: str,
+                       book: AmmWindow, esus: list[StorageUnit], opening: float) -> None:
         prefix = f"{label}:" if label else ""
         for j, esu in enumerate(esus):
             commit = esu.deliverable_kwh(self.dt_s) * self.commit_pu[esu.name]
             if commit <= 1e-9:
-                ctx.log.record(ctx.time_s, window, esu.name, "liquidity_skipped", 0.0, "kWh",
-                               self._substep(ctx))
+                ctx.log.record(t, window, esu.name, "liquidity_skipped", 0.0, "kWh", k)
                 continue
             for quantity, value in book.add_liquidity(esu.name, commit, opening).items():
-                ctx.log.record(ctx.time_s, window, f"{prefix}add{j + 1}:{esu.name}", quantity,
-                               value, "", self._substep(ctx))
+                ctx.log.record(t, window, f"{prefix}add{j + 1}:{esu.name}", quantity, value, "", k)
 
     def _approver(self, ctx: FederateContext, window: int, books: dict[str, AmmWindow],
                   label: str):
@@ -213,13 +254,11 @@ class AmmFederate(FederateModel):
                                     opening_price=price), price
         return ConstantProductPool(fee=p.fee), price
 
-    def _intents(self, ctx: FederateContext, window: int) -> list[Transaction]:
+    def _intents(self, window: int, positions: dict[str, list]) -> list[Transaction]:
         if self.config.transactions is not None:
             return [Transaction(f"w{window}t{i}", t.prosumer, t.bus.lower(), t.phase, t.side,
                                 t.e_kwh, t.limit_price)
                     for i, t in enumerate(self.config.transactions)]
-        positions = merge_positions([ctx.read_json(f"{src}/positions") or {}
-                                     for src in self.position_sources])
         ids = positions.get("id", [])
         s = self.config.strategy
         order = np.arange(len(ids))
@@ -404,6 +443,18 @@ class AmmFederate(FederateModel):
                      for p, row in zip("abc", device["alpha"], strict=True)
                      for q, value in enumerate(row)]
         ctx.log.record_entity(ctx.time_s, window, tx.id, self._substep(ctx), rows)
+
+
+@dataclass
+class _Opened:
+    """A window after stage 1 (`AmmFederate._open`)."""
+
+    window: int
+    books: dict[str, AmmWindow]
+    opening: float  # ρ_eq, M/kWh
+    txs: list[Transaction]
+    first: list[Intent] | None  # the first batch's speculation (batched approval)
+    rng_before: np.random.Generator  # the order's generator before this window drew from it
 
 
 class _NeedGrid(Exception):  # noqa: N818 - control flow, never leaves the federate

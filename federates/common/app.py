@@ -116,6 +116,7 @@ class FederateContext:
         # per-window counters (seconds waiting in HELICS, time requests, messages; models add
         # their own): logged per window with LEMCOSIM_PROFILE=1 (benchmarks/cosim.py)
         self.stats: defaultdict[str, float] = defaultdict(float)
+        self._deferred: list[Callable[[], None]] = []  # see `defer`
         self.publications = {
             h.helicsPublicationGetName(p): p
             for p in (
@@ -219,6 +220,11 @@ class FederateContext:
         self.stats["messages_received"] += len(out)
         return out
 
+    def defer(self, work: Callable[[], None]) -> None:
+        """Run `work` while the next time request waits for its grant, off the federation's
+        critical path: computing and logging only, no HELICS call (inputs read before)."""
+        self._deferred.append(work)
+
     def advance_to(
         self, target_s: float, on_interrupt: Callable[[FederateContext], None] | None = None
     ) -> float:
@@ -226,7 +232,16 @@ class FederateContext:
         while self.time_s < target_s - _TIME_EPS_S:
             self.heartbeat.requesting(target_s)  # the runner's fault attribution reads these
             started = time.perf_counter()
-            self.time_s = self._h.helicsFederateRequestTime(self.fed, target_s)
+            if self._deferred:
+                work, self._deferred = self._deferred, []
+                self._h.helicsFederateRequestTimeAsync(self.fed, target_s)
+                for job in work:
+                    job()
+                self.stats["deferred_s"] += time.perf_counter() - started
+                started = time.perf_counter()
+                self.time_s = self._h.helicsFederateRequestTimeComplete(self.fed)
+            else:
+                self.time_s = self._h.helicsFederateRequestTime(self.fed, target_s)
             self.stats["helics_wait_s"] += time.perf_counter() - started
             self.stats["time_requests"] += 1
             self.heartbeat.granted(self.time_s)

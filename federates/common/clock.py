@@ -4,8 +4,9 @@ Sub-step k of window w sits at T_w + k·δ (δ = `substep_s`, default 1 ms). Pro
 (prosumers publish positions and injections), the grid solves the window at k = 1 (an AMM opens its
 pool alongside and sends its first batch of approvals, which the grid serves once that solve is
 done), markets trade and publish from k = 2 on; a request/answer round trip with the grid costs
-one sub-step (a request sent at a server's own sub-step is served after its step's work). Everything in a window must finish
-before T_{w+1}, which bounds a window to Δt/δ − 2 sub-steps (899 998 by default).
+one sub-step (a request sent at a server's own sub-step is served after its step's work).
+Everything in a window must finish before T_{w+1}, which bounds a window to Δt/δ − 2 sub-steps
+(899 998 by default).
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ REGISTRY: tuple[Interface, ...] = (
     Interface("prosumers", "publication", "{name}/positions", "string", "kWh",
               'JSON {"id": [...], "bus": [...], "phase": [...], "e_kwh": [...]}: energy '
               "position of each prosumer over the window, positive = surplus"),
+    Interface("prosumers", "publication", "{name}/positions_next", "string", "kWh",
+              'JSON {"window": W, "id": [...], "bus": [...], "phase": [...], "e_kwh": [...]}: the '
+              "positions of window W = w + 1, published with window w's (committed a window "
+              "ahead: a market opens window W while it waits for its grant)"),
     Interface("prosumers", "publication", "{name}/total_net_kw", "double", "kW",
               "net injection of the whole population"),
     Interface("grid", "subscription", "{source}/injections", "string", "kW, kvar",
@@ -66,6 +70,9 @@ REGISTRY: tuple[Interface, ...] = (
               'answered {"id", "accepted", "reason"}; a bad setting keeps the last valid one'),
     Interface("amm", "subscription", "{source}/positions", "string", "kWh",
               "energy positions of the prosumer population whose members trade"),
+    Interface("amm", "subscription", "{source}/positions_next", "string", "kWh",
+              "the next window's positions: with them the market opens that window (pool, "
+              "liquidity, first batch) while it waits for its grant; without, at T_w + δ"),
     Interface("amm", "publication", "{name}/injections", "string", "kW, kvar",
               'JSON {"BUS.PHASE": [p_kw, q_kvar]}: the window\'s approved schedule (trades and ESU '
               "deliveries), published after the last transaction; the grid re-solves with it"),
