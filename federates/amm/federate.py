@@ -4,10 +4,12 @@ grid federate's power-flow query over HELICS messages.
 Timing (window w, δ = sub-step): prosumers publish positions at T_w; at T_w + δ the grid solves the
 base state while the market opens (stage 1) and speculates its first batch, which it sends at
 once: the grid serves it right after its solve. Each batch (or transaction) is one query round
-trip: sent at t, answered by the grid at t, read here at t + δ; single queries and FSVR assists
-go from T_w + 2δ. After the last one (at T_w + 2δ at the earliest) the market publishes its
-schedule (approved trades and ESU deliveries) and the grid re-solves the window with it. A
-rejected transaction is not executed (the prosumer curtails or defers it).
+trip: sent at t, answered by the grid at t, read here at t + δ; single queries go from T_w + 2δ,
+FSVR assists from T_w + 3δ (after the controller's own sub-step). After the last one (at T_w + 2δ
+at the earliest) the market publishes its schedule (approved trades and ESU deliveries) and the
+grid re-solves the window with it. A rejected transaction is not executed (the prosumer curtails
+or defers it). The next window is opened (pool, liquidity, first batch) while the market waits
+for its grant, from the positions the population published a window ahead.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class AmmFederate(FederateModel):
         self.esu_manager = EsuManager(policy) if policy is not None else None
         self._exchange: dict[str, list[float]] = {}  # the ESUs' utility exchange this window
         self._opened: _Opened | None = None  # the next window, opened while waiting for it
+        self._decided: list[tuple[float, int, TxResult]] = []  # (t, k, result) to log
 
     # --- one window ------------------------------------------------------------------------
     def setup(self, ctx: FederateContext) -> None:
@@ -97,8 +100,8 @@ class AmmFederate(FederateModel):
         batched = self.config.approval and len(books) == 1
         trading_step = ctx.clock.time_of(window, MARKET_SUBSTEP)
         if not (first and any(not i.local for i in first)):
-            # a single query, or an FSVR assist, goes from k = 2, once the window solve is
-            # committed; the first batch goes now: the grid serves it right after that solve
+            # a single query goes from k = 2 (an FSVR assist from k = 3), once the window solve
+            # is committed; the first batch goes now: the grid serves it right after that solve
             ctx.advance_to(trading_step)
         if batched:
             self._transact_batched(ctx, window, books[""], txs, results, first)
@@ -113,7 +116,7 @@ class AmmFederate(FederateModel):
                         for other in books.values():  # PLoss_{i−1} is the last approved state
                             other.loss_kw = book.loss_kw
                     results.append(result)
-                    self._log_tx(ctx, window, result)
+                    self._decided.append((ctx.time_s, self._substep(ctx), result))
         # publications from k = 2: at k = 1 the grid's window solve would count them
         ctx.advance_to(max(ctx.time_s, trading_step))
         schedule: dict[str, list[float]] = {}
@@ -141,6 +144,8 @@ class AmmFederate(FederateModel):
                                       ("utility_kwh", sum(r.utility_kwh for r in results
                                                           if r.approved), "kWh")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
+        decided, self._decided = self._decided, []
+        ctx.defer(lambda: self._log_txs(ctx, window, decided))  # while waiting for the next step
         if window + 1 < ctx.clock.windows:
             self._open_ahead(ctx, window + 1)
 
@@ -307,7 +312,7 @@ class AmmFederate(FederateModel):
                     result = book.transact(tx)
                     replay.settle(tx.id, book.intent_log)
                     results.append(result)
-                    self._log_tx(ctx, window, result)
+                    self._decided.append((ctx.time_s, self._substep(ctx), result))
                     decided += 1
             except _NeedGrid:
                 pass
@@ -386,6 +391,9 @@ class AmmFederate(FederateModel):
     def _ask_fsvr(self, ctx: FederateContext, injections: dict, rejected: dict) -> dict:
         """Ask the FSVR controller for a setting that makes the transaction feasible; commit it."""
         ctl = self.config.fsvr_assist
+        # after the controller's own sub-step (k = 2): its assist advances time through grid
+        # queries, which must not start inside that step (HELICS then stalled the three federates)
+        ctx.advance_to(max(ctx.time_s, ctx.clock.time_of(ctx.window, MARKET_SUBSTEP + 1)))
         reply = self._round_trip(ctx, f"{ctl}/assist", {"injections": injections},
                                  self.config.assist_max_substeps)
         if reply is None or not reply.get("feasible"):
@@ -421,7 +429,13 @@ class AmmFederate(FederateModel):
     def _substep(self, ctx: FederateContext) -> int:
         return ctx.clock.substep_of(ctx.time_s)
 
-    def _log_tx(self, ctx: FederateContext, window: int, r: TxResult) -> None:
+    def _log_txs(self, ctx: FederateContext, window: int,
+                 decided: list[tuple[float, int, TxResult]]) -> None:
+        for t, k, r in decided:
+            self._log_tx(ctx, t, k, window, r)
+
+    def _log_tx(self, ctx: FederateContext, t: float, k: int, window: int, r: TxResult) -> None:
+        """A transaction's rows, decided at time `t`, sub-step `k`."""
         tx = r.tx
         rows: list[tuple[str, float | str, str]] = [
             ("approved", 1.0 if r.approved else 0.0, "1/0"), ("side", tx.side, ""),
@@ -442,7 +456,7 @@ class AmmFederate(FederateModel):
             rows += [(f"alpha_{p}{q + 1}", float(value), "pu")
                      for p, row in zip("abc", device["alpha"], strict=True)
                      for q, value in enumerate(row)]
-        ctx.log.record_entity(ctx.time_s, window, tx.id, self._substep(ctx), rows)
+        ctx.log.record_entity(t, window, tx.id, k, rows)
 
 
 @dataclass

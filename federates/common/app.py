@@ -225,6 +225,11 @@ class FederateContext:
         critical path: computing and logging only, no HELICS call (inputs read before)."""
         self._deferred.append(work)
 
+    def run_deferred(self) -> None:
+        work, self._deferred = self._deferred, []
+        for job in work:
+            job()
+
     def advance_to(
         self, target_s: float, on_interrupt: Callable[[FederateContext], None] | None = None
     ) -> float:
@@ -233,10 +238,8 @@ class FederateContext:
             self.heartbeat.requesting(target_s)  # the runner's fault attribution reads these
             started = time.perf_counter()
             if self._deferred:
-                work, self._deferred = self._deferred, []
                 self._h.helicsFederateRequestTimeAsync(self.fed, target_s)
-                for job in work:
-                    job()
+                self.run_deferred()
                 self.stats["deferred_s"] += time.perf_counter() - started
                 started = time.perf_counter()
                 self.time_s = self._h.helicsFederateRequestTimeComplete(self.fed)
@@ -312,10 +315,10 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
                 now = time.perf_counter()
                 _profile(ctx, window, now - mark)
                 mark = now
-            started = time.perf_counter()
-            log.end_window(window)  # hands the rows to the log's writer thread
-            ctx.stats["io_s"] += time.perf_counter() - started
+            # hands the rows to the log's writer thread, after the window's deferred rows
+            ctx.defer(_end_window(ctx, window))
         ctx.advance_to(settings.clock.end_s, interrupt)
+        ctx.run_deferred()
         model.finish(ctx)
         log.close()
         log.mark_progress(settings.clock.windows - 1, "done")
@@ -367,6 +370,14 @@ def _register(h: Any, config_path: Path, name: str) -> Any:
                   file=sys.stderr)
             time.sleep(0.5 * attempt)
     return h.helicsCreateCombinationFederateFromConfig(str(config_path))
+
+
+def _end_window(ctx: FederateContext, window: int) -> Callable[[], None]:
+    def end() -> None:
+        started = time.perf_counter()
+        ctx.log.end_window(window)
+        ctx.stats["io_s"] += time.perf_counter() - started
+    return end
 
 
 def _checkpoint(ctx: FederateContext, model: FederateModel, window: int) -> Callable[[], None]:

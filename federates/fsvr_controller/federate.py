@@ -54,9 +54,8 @@ class FsvrControllerFederate(FederateModel):
             ctx.send(f"{self.name}/assist", source, self._assist(ctx, window, request))
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
-        if self.config.mode == "assist":  # everything happens on request
-            self.on_interrupt(ctx, window)  # one sent at this sub-step may be queued already
-            return
+        if self.config.mode == "assist":
+            return  # everything happens on request (on_interrupt)
         if self.config.mode == "study":
             if window == 0:
                 self._study(ctx)
