@@ -77,8 +77,19 @@ def test_the_prosumers_stay_within_two_windows_of_the_market(tmp_path, run_dir, 
     monkeypatch.setenv("LEMCOSIM_PROFILE", "1")
     proc = lemcosim("run", str(scenario), "--out", str(run_dir), "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    df = load_run(run_dir, federates=["prosumers"])
+    df = load_run(run_dir, federates=["prosumers", "amm"])
     lead = df[(df.entity == "profile") & (df.quantity == "pace_lead_windows")]
     # from window 2 on it asks for window w only once every reader was granted T_{w−2}
     assert sorted(lead.window) == list(range(2, 8))
     assert (lead.value <= 2).all()
+    # with the positions published a window ahead, the market opens windows 1–7 while it waits
+    # for their grant (work deferred into the time request; window 0 opens at its grant), and
+    # logs each one's liquidity at T_w + δ as if opened then (identical decisions: the quickstart
+    # and ch3 references, tests/test_quickstart.py)
+    amm = df[df.federate == "amm"]
+    ahead = amm[(amm.entity == "market") & (amm.quantity == "opened_ahead")].set_index("window")
+    assert ahead.value.to_dict() == {0: 0.0} | dict.fromkeys(range(1, 8), 1.0)
+    liquidity = amm[amm.entity.str.startswith("add1:")]
+    assert set(liquidity.window) == set(range(8))
+    assert (liquidity.time_s == liquidity.window * 900 + 0.001).all()
+    assert (liquidity.substep == 1).all()

@@ -68,6 +68,9 @@ def _kill_mid_way(run_dir, after_window: int) -> None:
 
 def _table(run_dir):
     df = load_run(run_dir)
+    # how the market opened a window, not what it decided: the resumed run's first window opens
+    # at its grant (the uninterrupted run opened it while waiting, from positions a window ahead)
+    df = df[df["quantity"] != "opened_ahead"]
     df = df.sort_values(KEYS + ["text"], kind="stable").reset_index(drop=True)
     # numbers inside text (rejection reasons) carry the same solver tolerance as values
     df["text_shape"] = df["text"].fillna("").map(lambda t: _NUMBER.sub("#", t))

@@ -90,7 +90,8 @@ class AmmFederate(FederateModel):
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
         opened, self._opened = self._opened, None
-        if opened is None or opened.window != window:
+        ahead = opened is not None and opened.window == window
+        if not ahead:
             positions = {} if self.config.transactions is not None else merge_positions(
                 [ctx.read_json(f"{src}/positions") or {} for src in self.position_sources])
             opened = self._open(ctx, window, positions)
@@ -136,7 +137,8 @@ class AmmFederate(FederateModel):
         ctx.publish(f"{self.name}/price", self.last_close)
         volume = sum(r.tx.e_kwh - r.utility_kwh for r in results if r.approved)
         ctx.publish(f"{self.name}/volume_kwh", volume)
-        for quantity, value, unit in (("opening_price", opening, "M/kWh"),
+        for quantity, value, unit in (("opened_ahead", 1.0 if ahead else 0.0, "1/0"),
+                                      ("opening_price", opening, "M/kWh"),
                                       ("closing_price", self.last_close, "M/kWh"),
                                       ("volume_kwh", volume, "kWh"),
                                       ("approved", sum(r.approved for r in results), "count"),
