@@ -5,10 +5,11 @@ per bus and phase; an injection counts for the window it was published in. A sou
 injections for a coming window (`{source}/exchange`: a market's ESU utility exchange, published
 with the window before's schedule); they count for that window until the source publishes in it.
 At T_w + δ the window's power flow is solved and published; when a source publishes later in the
-window (a market's approved schedule) the window is solved and published again at that sub-step. Between
-its own steps the federate is woken by messages on `{name}/query` (answered in the same sub-step
-without touching the committed state) and `{name}/control` (a new regulator setting, committed for
-the following solves).
+window (a market's approved schedule) the window is solved and published again at that sub-step.
+Between its own steps the federate is woken by messages on `{name}/query` (answered in the same
+sub-step without touching the committed state) and `{name}/control` (a new regulator setting,
+committed for the following solves); those that reached it by T_w + δ (a market's first batch)
+are served right after that step's solve.
 """
 
 from __future__ import annotations
