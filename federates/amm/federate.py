@@ -77,6 +77,8 @@ class AmmFederate(FederateModel):
         self.last_close: float | None = None
         self._query_ids = itertools.count()
         self._batch = _MIN_BATCH  # intents per batched approval, adapted to the refusal rate
+        # one pool approves in batches; pools per phase ask one query per transaction
+        self.batched = self.config.approval and len(self.books) == 1
         self.start = datetime.fromisoformat(settings.start) if settings.start else datetime(2026, 6, 21)
         policy = self.config.esu_policy
         self.esu_manager = EsuManager(policy) if policy is not None else None
@@ -98,13 +100,12 @@ class AmmFederate(FederateModel):
         books, txs, first, opening = opened.books, opened.txs, opened.first, opened.opening
         exchange = self._exchange
         results: list[TxResult] = []
-        batched = self.config.approval and len(books) == 1
         trading_step = ctx.clock.time_of(window, MARKET_SUBSTEP)
         if not (first and any(not i.local for i in first)):
             # a single query goes from k = 2 (an FSVR assist from k = 3), once the window solve
             # is committed; the first batch goes now: the grid serves it right after that solve
             ctx.advance_to(trading_step)
-        if batched:
+        if self.batched:
             self._transact_batched(ctx, window, books[""], txs, results, first)
         else:
             for tx in txs:
@@ -119,7 +120,7 @@ class AmmFederate(FederateModel):
                     results.append(result)
                     self._decided.append((ctx.time_s, self._substep(ctx), result))
         # publications from k = 2: at k = 1 the grid's window solve would count them
-        ctx.advance_to(max(ctx.time_s, trading_step))
+        ctx.advance_to(trading_step)
         schedule: dict[str, list[float]] = {}
         for label, book in books.items():
             for esu in self.books[label]:
@@ -170,8 +171,7 @@ class AmmFederate(FederateModel):
         txs = self._intents(window, positions)
         ctx.stats["transactions"] += len(txs)
         first = (self._speculate(books[""], txs[:self._batch])
-                 if self.config.approval and len(books) == 1 and books[""].pool.l_total > 0
-                 and txs else None)
+                 if self.batched and books[""].pool.l_total > 0 and txs else None)
         return _Opened(window, books, opening, txs, first, rng_before)
 
     def _open_ahead(self, ctx: FederateContext, window: int) -> None:
@@ -395,7 +395,7 @@ class AmmFederate(FederateModel):
         ctl = self.config.fsvr_assist
         # after the controller's own sub-step (k = 2): its assist advances time through grid
         # queries, which must not start inside that step (HELICS then stalled the three federates)
-        ctx.advance_to(max(ctx.time_s, ctx.clock.time_of(ctx.window, MARKET_SUBSTEP + 1)))
+        ctx.advance_to(ctx.clock.time_of(ctx.window, MARKET_SUBSTEP + 1))
         reply = self._round_trip(ctx, f"{ctl}/assist", {"injections": injections},
                                  self.config.assist_max_substeps)
         if reply is None or not reply.get("feasible"):
