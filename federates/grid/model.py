@@ -268,7 +268,9 @@ class GridModel:
         self._report_names = [self.index.names[i] for i in keep]
         # where each reported node's (re, im) sits in AllBusVolts, and its base voltage
         at = self.index.keep[self._report]
-        self._volts_at = at  # AllBusVolts is (re, im) pairs: read as complex, it is node order
+        # AllBusVolts is (re, im) pairs: read as complex, it is node order (a slice when the
+        # reported nodes come first: no copy by fancy indexing in every solve)
+        self._volts_at = slice(0, len(at)) if np.array_equal(at, np.arange(len(at))) else at
         self._volts_base = self.index.base_v[self._report]
         self._vuf_groups = self._three_phase_groups()
         self._line_mask, self._line_names = self._lines()
@@ -413,19 +415,27 @@ class GridModel:
     def _write(self, values) -> None:
         """Edit the elements whose value OpenDSS does not hold yet."""
         loads = dss().Loads
-        for key, value in values:
-            held = self._applied.get(key)
-            if held == value:  # OpenDSS already holds it: no FFI call
-                continue
-            loads.Idx(self._elements[key])
-            p_changed = held is None or held[0] != value[0]
-            if p_changed:
-                loads.kW(-value[0])
-            # OpenDSS's kW setter rescales kvar to keep the load's power factor: a load holding
-            # reactive power gets its kvar written again after every kW
-            if held is None or held[1] != value[1] or (p_changed and held[1] != 0.0):
-                loads.kvar(-value[1])
-            self._applied[key] = value
+        # the engine's setters themselves: opendssdirect's wrappers check for an engine error
+        # after each call, twice the cost of the edit (a batch of approvals edits ~7 loads per
+        # solve); one check after the edits raises the same error
+        engine = loads._lib
+        select, set_kw, set_kvar = engine.Loads_Set_idx, engine.Loads_Set_kW, engine.Loads_Set_kvar
+        try:
+            for key, value in values:
+                held = self._applied.get(key)
+                if held == value:  # OpenDSS already holds it: no FFI call
+                    continue
+                select(self._elements[key])
+                p_changed = held is None or held[0] != value[0]
+                if p_changed:
+                    set_kw(-value[0])
+                # OpenDSS's kW setter rescales kvar to keep the load's power factor: a load holding
+                # reactive power gets its kvar written again after every kW
+                if held is None or held[1] != value[1] or (p_changed and held[1] != 0.0):
+                    set_kvar(-value[1])
+                self._applied[key] = value
+        finally:
+            loads._check_for_error()
 
     def set_load_mult(self, load_mult: float) -> None:
         """Scale every feeder load's P and Q (not the injections)."""
