@@ -8,7 +8,8 @@ import pytest
 from helpers import lemcosim
 
 from lemcosim.analysis.load import load_run
-from lemcosim.federates.prosumers.population import merge_positions, part_slice
+from lemcosim.federates.common.errors import LemcosimError
+from lemcosim.federates.prosumers.population import checked_positions, merge_positions, part_slice
 
 KEYS = ["federate", "window", "substep", "entity", "quantity", "time_s"]
 BASE = ["quickstart", "--set", "time.windows=3", "--set", "recorder.enabled=false"]
@@ -28,6 +29,24 @@ def test_merged_positions_are_the_whole_population_in_its_order():
     assert merge_positions(parts) == whole
     assert merge_positions([{}, parts[0]]) == parts[0]  # a part not yet published
     assert merge_positions([]) == {}
+
+
+def test_a_published_positions_object_is_checked_column_by_column():
+    where = "amm: subscription 'ext/positions_next'"
+    good = {"id": ["p0", "p1"], "bus": ["671", "675"], "phase": ["a", "b"], "e_kwh": [0.5, -1]}
+    assert checked_positions(good | {"window": 4}, where) == good  # other keys are not columns
+    assert checked_positions(None, where) == {} == checked_positions({}, where)  # not yet published
+    for bad, message in (
+            ([0.5], "expected an object with columns id, bus, phase, e_kwh, got list"),
+            ({c: v for c, v in good.items() if c != "phase"}, "missing column(s) phase"),
+            (good | {"bus": "671"}, "every column must be a list with one value per member"),
+            (good | {"e_kwh": [0.5]}, "'e_kwh': 1"),
+            (good | {"e_kwh": [0.5, "1"]}, "e_kwh of member 'p1' is '1', not a finite number"),
+            (good | {"e_kwh": [None, 1.0]}, "e_kwh of member 'p0' is None"),
+            (good | {"e_kwh": [float("inf"), 1.0]}, "e_kwh of member 'p0' is inf")):
+        with pytest.raises(LemcosimError) as err:
+            checked_positions(bad, where)
+        assert str(err.value).startswith(where) and message in str(err.value), err.value
 
 
 @pytest.mark.federation

@@ -30,9 +30,14 @@ from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, P
 from lemcosim.federates.amm.replay import BatchReplay
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.approval import Intent
-from lemcosim.federates.common.clock import GRID_SUBSTEP, MARKET_SUBSTEP
+from lemcosim.federates.common.clock import (
+    CONTROLLER_SUBSTEP,
+    GRID_SUBSTEP,
+    MARKET_SUBSTEP,
+    first_request_substep,
+)
 from lemcosim.federates.common.errors import LemcosimError
-from lemcosim.federates.prosumers.population import merge_positions
+from lemcosim.federates.prosumers.population import checked_positions, merge_positions
 
 # intents per batch: a small market sends all its transactions at once, a large one adapts to
 # where its batches stop matching the grid's evaluation
@@ -95,7 +100,8 @@ class AmmFederate(FederateModel):
         ahead = opened is not None and opened.window == window
         if not ahead:
             positions = {} if self.config.transactions is not None else merge_positions(
-                [ctx.read_json(f"{src}/positions") or {} for src in self.position_sources])
+                [checked_positions(ctx.read_json(key), f"{self.name}: subscription {key!r}")
+                 for key in (f"{src}/positions" for src in self.position_sources)])
             opened = self._open(ctx, window, positions)
         books, txs, first, opening = opened.books, opened.txs, opened.first, opened.opening
         exchange = self._exchange
@@ -156,7 +162,7 @@ class AmmFederate(FederateModel):
         """Stage 1 of `window`: a pool per book with the ESUs' liquidity (logged at T_w + δ), the
         window's transactions and, with batched approval, the first batch's speculation."""
         t, k = ctx.clock.time_of(window, self.substep), self.substep
-        rng_before = copy.deepcopy(self.rng)
+        rng_before = self.rng.bit_generator.state  # a dict: cheaper than a copy of the generator
         books: dict[str, AmmWindow] = {}
         opening = 0.0
         for label, esus in self.books.items():
@@ -185,8 +191,8 @@ class AmmFederate(FederateModel):
             ahead = [ctx.read_json(key) for key in keys]
             if not all(isinstance(a, dict) and a.get("window") == window for a in ahead):
                 return
-            positions = merge_positions([{c: v for c, v in a.items() if c != "window"}
-                                         for a in ahead])
+            positions = merge_positions([checked_positions(a, f"{self.name}: subscription {key!r}")
+                                         for a, key in zip(ahead, keys, strict=True)])
 
         def open_window() -> None:
             self._opened = self._open(ctx, window, positions)
@@ -196,7 +202,8 @@ class AmmFederate(FederateModel):
         state = super().checkpoint_state()
         opened = state.pop("_opened", None)
         if opened is not None:  # the next window opened ahead: a resumed run opens it again
-            state["rng"] = opened.rng_before
+            state["rng"] = rng = copy.deepcopy(self.rng)
+            rng.bit_generator.state = opened.rng_before
         return state
 
     def _announce_exchange(self, ctx: FederateContext, window: int) -> None:
@@ -393,9 +400,9 @@ class AmmFederate(FederateModel):
     def _ask_fsvr(self, ctx: FederateContext, injections: dict, rejected: dict) -> dict:
         """Ask the FSVR controller for a setting that makes the transaction feasible; commit it."""
         ctl = self.config.fsvr_assist
-        # after the controller's own sub-step (k = 2): its assist advances time through grid
-        # queries, which must not start inside that step (HELICS then stalled the three federates)
-        ctx.advance_to(ctx.clock.time_of(ctx.window, MARKET_SUBSTEP + 1))
+        # its assist queries the grid (advances time): asked after the controller's own step
+        ctx.advance_to(ctx.clock.time_of(ctx.window, first_request_substep(
+            CONTROLLER_SUBSTEP, serving_advances_time=True)))
         reply = self._round_trip(ctx, f"{ctl}/assist", {"injections": injections},
                                  self.config.assist_max_substeps)
         if reply is None or not reply.get("feasible"):
@@ -470,7 +477,7 @@ class _Opened:
     opening: float  # ρ_eq, M/kWh
     txs: list[Transaction]
     first: list[Intent] | None  # the first batch's speculation (batched approval)
-    rng_before: np.random.Generator  # the order's generator before this window drew from it
+    rng_before: dict  # the state of the order's generator before this window drew from it
 
 
 class _NeedGrid(Exception):  # noqa: N818 - control flow, never leaves the federate

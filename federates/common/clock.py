@@ -4,7 +4,8 @@ Sub-step k of window w sits at T_w + k·δ (δ = `substep_s`, default 1 ms). Pro
 (prosumers publish positions and injections), the grid solves the window at k = 1 (an AMM opens its
 pool alongside and sends its first batch of approvals, which the grid serves once that solve is
 done), markets trade and publish from k = 2 on; a request/answer round trip with the grid costs
-one sub-step (a request sent at a server's own sub-step is served after its step's work).
+one sub-step (a request sent at a server's own sub-step is served after its step's work; a server
+that advances time while serving is asked only after its step, `first_request_substep`).
 Everything in a window must finish before T_{w+1}, which bounds a window to Δt/δ − 2 sub-steps
 (899 998 by default).
 """
@@ -16,6 +17,17 @@ from dataclasses import dataclass
 PROSUMER_SUBSTEP = 0
 GRID_SUBSTEP = 1
 MARKET_SUBSTEP = 2
+CONTROLLER_SUBSTEP = MARKET_SUBSTEP  # the FSVR controller acts on the market's publications
+
+
+def first_request_substep(server_substep: int, serving_advances_time: bool) -> int:
+    """The first sub-step at which a federate may send a server a request. One that arrives at
+    the server's own sub-step is served after that step's work. But a server whose serving
+    advances time (it asks others in turn: the FSVR controller's assist queries the grid) must
+    not be asked inside its own step: it would request time from inside the step it was granted,
+    and HELICS stalled the market, the controller and the grid waiting on each other (1 run in 6
+    of ch5_ieee13_all_seller_fsvr on a loaded machine). Such a server is asked from the next."""
+    return server_substep + 1 if serving_advances_time else server_substep
 
 
 @dataclass(frozen=True)

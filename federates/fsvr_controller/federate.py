@@ -18,7 +18,7 @@ import json
 import numpy as np
 
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
-from lemcosim.federates.common.clock import MARKET_SUBSTEP
+from lemcosim.federates.common.clock import CONTROLLER_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.fsvr_controller.correction import (
@@ -40,7 +40,7 @@ from lemcosim.federates.grid.vuf import vuf_pct
 
 
 class FsvrControllerFederate(FederateModel):
-    substep = MARKET_SUBSTEP
+    substep = CONTROLLER_SUBSTEP
 
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
