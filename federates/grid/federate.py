@@ -21,7 +21,7 @@ from typing import Any
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.clock import GRID_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
-from lemcosim.federates.grid.service import GridService, WindowReport
+from lemcosim.federates.grid.service import GridService
 
 
 class GridFederate(FederateModel):
@@ -47,12 +47,10 @@ class GridFederate(FederateModel):
     def on_window(self, ctx: FederateContext, window: int) -> None:
         if window > 0:
             self._summarise(ctx, window - 1)
-        report = self._solve(ctx, window)
+        self._solve(ctx, window)
         # a market's first batch of the window may be queued already (sent at this sub-step,
-        # it is evaluated on the state just solved): served before the solve is published and
-        # logged, which the market does not wait for (the same sub-step for the subscribers)
+        # it is evaluated on the state just solved)
         self.on_interrupt(ctx, window)
-        self._publish(ctx, window, report)
 
     def finish(self, ctx: FederateContext) -> None:
         self._summarise(ctx, ctx.clock.windows - 1)
@@ -70,8 +68,7 @@ class GridFederate(FederateModel):
         self._solves_before = solves
         self.service.failed_flows = 0
 
-    def _solve(self, ctx: FederateContext, window: int) -> WindowReport:
-        """Solve the window with the injections in force (published and announced)."""
+    def _solve(self, ctx: FederateContext, window: int) -> None:
         self._take_updates(ctx, window)
         injections: dict[str, list[float]] = {}
         for source in [*self._latest, *(s for s in self._announced if s not in self._latest)]:
@@ -84,9 +81,7 @@ class GridFederate(FederateModel):
                 total = injections.setdefault(bus_phase, [0.0, 0.0])
                 total[0] += pq[0]
                 total[1] += pq[1]
-        return self.service.solve_window(injections)
-
-    def _publish(self, ctx: FederateContext, window: int, report: WindowReport) -> None:
+        report = self.service.solve_window(injections)
         for quantity, value in report.publications().items():
             ctx.publish(f"{self.name}/{quantity}", value)
         substep = ctx.clock.substep_of(ctx.time_s)
@@ -100,8 +95,7 @@ class GridFederate(FederateModel):
         ctx.stats["serve_s"] += time.perf_counter() - started  # requests: benchmarks/cosim.py
         own_step = ctx.clock.time_of(window, self.substep)
         if self._take_updates(ctx, window) and ctx.time_s > own_step:
-            # a source published after the window's first solve
-            self._publish(ctx, window, self._solve(ctx, window))
+            self._solve(ctx, window)  # a source published after the window's first solve
 
     def _take_updates(self, ctx: FederateContext, window: int) -> bool:
         """Store every newly published injection set with its window; True if any arrived."""
