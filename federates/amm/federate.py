@@ -154,11 +154,9 @@ class AmmFederate(FederateModel):
                                                           if r.approved), "kWh")):
             ctx.log.record(ctx.time_s, window, "market", quantity, value, unit, self._substep(ctx))
         decided, self._decided = self._decided, []
+        ctx.defer(lambda: self._log_txs(ctx, window, decided))  # while waiting for the next step
         if window + 1 < ctx.clock.windows:
             self._open_ahead(ctx, window + 1)
-        # while waiting for the next step, or the one after if the next window's opening has
-        # taken that wait: the rows must not delay the next window's first batch
-        ctx.defer(lambda: self._log_txs(ctx, window, decided), may_slip=True)
 
     def _open(self, ctx: FederateContext, window: int, positions: dict[str, list]) -> _Opened:
         """Stage 1 of `window`: a pool per book with the ESUs' liquidity (logged at T_w + δ), the

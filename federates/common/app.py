@@ -116,7 +116,7 @@ class FederateContext:
         # per-window counters (seconds waiting in HELICS, time requests, messages; models add
         # their own): logged per window with LEMCOSIM_PROFILE=1 (benchmarks/cosim.py)
         self.stats: defaultdict[str, float] = defaultdict(float)
-        self._deferred: list[tuple[Callable[[], None], bool]] = []  # see `defer`
+        self._deferred: list[Callable[[], None]] = []  # see `defer`
         self.publications = {
             h.helicsPublicationGetName(p): p
             for p in (
@@ -220,33 +220,14 @@ class FederateContext:
         self.stats["messages_received"] += len(out)
         return out
 
-    def defer(self, work: Callable[[], None], may_slip: bool = False) -> None:
+    def defer(self, work: Callable[[], None]) -> None:
         """Run `work` while the next time request waits for its grant, off the federation's
-        critical path: computing and logging only, no HELICS call (inputs read before).
-        `may_slip`: work nothing waits for (logging). When the grant has arrived before its
-        turn, it moves on to the following time request (once: there it runs whatever happens),
-        in order with the other such work, so that it never delays the use of a grant; work
-        deferred without it still runs at once."""
-        self._deferred.append((work, may_slip))
+        critical path: computing and logging only, no HELICS call (inputs read before)."""
+        self._deferred.append(work)
 
     def run_deferred(self) -> None:
-        """Run every deferred job now, in order."""
         work, self._deferred = self._deferred, []
-        for job, _ in work:
-            job()
-
-    def _run_deferred_while_waiting(self) -> None:
-        """The deferred jobs, during an asynchronous time request: once its grant has arrived,
-        the jobs that may slip wait for the next request and the others run."""
-        work, self._deferred = self._deferred, []
-        for i, (job, may_slip) in enumerate(work):
-            if may_slip and self._h.helicsFederateIsAsyncOperationCompleted(self.fed):
-                self._deferred = [(j, False) for j, slip in work[i:] if slip]
-                self.stats["deferred_slipped"] += 1
-                for j, slip in work[i:]:
-                    if not slip:
-                        j()
-                return
+        for job in work:
             job()
 
     def advance_to(
@@ -258,7 +239,7 @@ class FederateContext:
             started = time.perf_counter()
             if self._deferred:
                 self._h.helicsFederateRequestTimeAsync(self.fed, target_s)
-                self._run_deferred_while_waiting()
+                self.run_deferred()
                 self.stats["deferred_s"] += time.perf_counter() - started
                 started = time.perf_counter()
                 self.time_s = self._h.helicsFederateRequestTimeComplete(self.fed)
@@ -269,7 +250,6 @@ class FederateContext:
             self.heartbeat.granted(self.time_s)
             if self.at_boundary is not None and self.time_s >= self.at_boundary[0] - _TIME_EPS_S:
                 action, self.at_boundary = self.at_boundary[1], None
-                self.run_deferred()  # work that slipped past the boundary belongs before it
                 action()
             if self.time_s < target_s - _TIME_EPS_S and on_interrupt is not None:
                 on_interrupt(self)
@@ -336,7 +316,7 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
                 _profile(ctx, window, now - mark)
                 mark = now
             # hands the rows to the log's writer thread, after the window's deferred rows
-            ctx.defer(_end_window(ctx, window), may_slip=True)
+            ctx.defer(_end_window(ctx, window))
         ctx.advance_to(settings.clock.end_s, interrupt)
         ctx.run_deferred()
         model.finish(ctx)
