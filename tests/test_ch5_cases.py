@@ -4,7 +4,12 @@ absolute limits (0.95–1.05 pu, VUF ≤ 2 %, loading ≤ 100 % of the line rati
 from __future__ import annotations
 
 import pytest
-from helpers import assert_no_process_left, lemcosim
+from helpers import (
+    FSVR_ASSIST_LIMIT,
+    assert_no_process_left,
+    assert_ran_or_helics_stalled,
+    lemcosim,
+)
 
 from lemcosim.analysis import load_run
 from lemcosim.analysis.amm import transactions
@@ -14,9 +19,10 @@ V_MIN, V_MAX, VUF_MAX, LOADING_MAX = 0.95, 1.05, 2.0, 100.0
 
 
 def run(case: str, run_dir, *overrides: str) -> tuple:
-    proc = lemcosim("run", case, *overrides, "--out", str(run_dir), "--no-progress", "--analyze",
-                    timeout=240)
-    assert proc.returncode == 0, proc.stderr
+    limit = FSVR_ASSIST_LIMIT if case.endswith("_fsvr") else ()
+    proc = lemcosim("run", case, *overrides, *limit, "--out", str(run_dir), "--no-progress",
+                    "--analyze", timeout=240)
+    assert_ran_or_helics_stalled(proc)
     assert_no_process_left(run_dir)
     df = load_run(run_dir)
     return df, transactions(df).set_index("transaction")
