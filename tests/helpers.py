@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 SCRIPTED = TESTS / "federates" / "scripted_federate.py"
 # how the runner reports a federation whose federates all wait for a grant HELICS never gives
@@ -24,8 +26,6 @@ FSVR_ASSIST_LIMIT = ("--set", "helics.timeout_s=90")
 def assert_ran_or_helics_stalled(proc: subprocess.CompletedProcess) -> None:
     """The run succeeded; a run the runner reports as stalled by HELICS (every federate waiting
     for a grant) is an expected failure naming that upstream stall, anything else fails."""
-    import pytest
-
     if proc.returncode != 0 and HELICS_STALL in proc.stderr:
         pytest.xfail("HELICS 3.6.1 stalled the FSVR-assist federation (every federate waits "
                      "for a grant; docs/performance.md): " + proc.stderr[-400:])
