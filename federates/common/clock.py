@@ -24,9 +24,10 @@ def first_request_substep(server_substep: int, serving_advances_time: bool) -> i
     """The first sub-step at which a federate may send a server a request. One that arrives at
     the server's own sub-step is served after that step's work. But a server whose serving
     advances time (it asks others in turn: the FSVR controller's assist queries the grid) must
-    not be asked inside its own step: it would request time from inside the step it was granted,
-    and HELICS stalled the market, the controller and the grid waiting on each other (1 run in 6
-    of ch5_ieee13_all_seller_fsvr on a loaded machine). Such a server is asked from the next."""
+    not be asked inside its own step: it would request time from inside the step it was granted
+    (the market, the controller and the grid then stalled, waiting on each other, in 1 run in 6 of
+    ch5_ieee13_all_seller_fsvr on a loaded machine; that federation still meets a HELICS stall in
+    window 0 under load, docs/performance.md). Such a server is asked from the next."""
     return server_substep + 1 if serving_advances_time else server_substep
 
 
