@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -125,11 +126,44 @@ def _resume(args: argparse.Namespace) -> int:
     return _launch(args, scenario, comp)
 
 
+def _restart_after_stall(scenario, comp):
+    """The stalled run's composition again, from its last checkpoint (the federates truncate
+    their logs there), or from the start with its logs removed if no window was checkpointed.
+    Returns it and the window it goes on after (-1: from the start)."""
+    from lemcosim.federates.common.checkpoint import resume_window
+    from lemcosim.runner.compose import compose
+
+    logs = comp.run_dir / "logs"
+    try:
+        after = resume_window(logs, [p.name for p in comp.plans])
+    except LemcosimError:
+        after = -1
+    if after < 0:
+        shutil.rmtree(logs)
+    else:
+        for stale in logs.glob("*.error"):
+            stale.unlink()
+    return compose(scenario, scenario.model_dump(mode="json"), comp.run_dir, port=None,
+                   resume_after=after if after >= 0 else None), after
+
+
 def _launch(args: argparse.Namespace, scenario, comp) -> int:
     from lemcosim.runner.launch import run_federation
 
     # SIGINT/SIGTERM end the federation too (run_federation), then exit 130/143
     outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)
+    restarts, furthest = 0, -2
+    while outcome.stalled and restarts < scenario.helics.stall_restarts:
+        comp, after = _restart_after_stall(scenario, comp)
+        restarts = 1 if after > furthest else restarts + 1  # count restarts without progress
+        furthest = max(furthest, after)
+        where = f"after window {after}" if after >= 0 else "from the start"
+        console.print(f"[yellow]{outcome.message}[/yellow]\nrestarting {where} "
+                      f"({restarts} of helics.stall_restarts = {scenario.helics.stall_restarts})")
+        outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)
+    if outcome.stalled and scenario.helics.stall_restarts:
+        outcome.message += (f"\nno progress in {restarts} restarts (helics.stall_restarts); "
+                            "if the federates are not lemcosim's, their time requests decide")
     if outcome.ok:
         console.print(f"[green]{outcome.message}[/green]")
         if args.analyze:

@@ -242,17 +242,36 @@ def core_init(scenario: Scenario, port: int, address: str = "127.0.0.1") -> str:
             f"--local_interface={address} --timeout={int(scenario.helics.external_timeout_s)}s")
 
 
-def broker_flags(scenario: Scenario) -> str:
-    """Flags every broker of the run shares: core type, log level and the run's time limits."""
+def interruptible(plan: FederatePlan) -> bool:
+    return plan.interruptible if plan.interruptible is not None else plan.type in INTERRUPTIBLE
+
+
+def global_time_coordination(scenario: Scenario, plans: list[FederatePlan]) -> bool:
+    """Whether the broker grants times (`helics.time_coordination`). `auto`: when two
+    interruptible federates with endpoints can wake each other by messages. Each then may
+    advance as soon as the other might send, so neither bounds the other's next time (zero
+    lookahead both ways); HELICS 3.6.1's distributed coordination can leave such a cycle waiting
+    for ever (docs/performance.md, "The HELICS stall"), its global coordination resolves it."""
+    mode = scenario.helics.time_coordination
+    if mode != "auto":
+        return mode == "global"
+    return sum(1 for p in plans if interruptible(p) and p.endpoints) >= 2
+
+
+def broker_flags(scenario: Scenario, global_time: bool) -> str:
+    """Flags every broker of the run shares: core type, log level, time coordination and the
+    run's time limits."""
     h = scenario.helics
+    coordination = " --globaltime" if global_time else ""
     return (f"--coretype={h.core_type} --loglevel={h.log_level} "
             f"--maxcosimduration={int(h.timeout_s)}s --terminate_on_error "
-            f"--timeout={int(h.external_timeout_s)}s")
+            f"--timeout={int(h.external_timeout_s)}s{coordination}")
 
 
-def broker_command(scenario: Scenario, n_federates: int, port: int, helics_bin: str) -> str:
+def broker_command(scenario: Scenario, n_federates: int, port: int, helics_bin: str,
+                   global_time: bool) -> str:
     return (f"{shlex.quote(helics_bin)} -f {n_federates} --port={port} "
-            f"--local_interface=127.0.0.1 {broker_flags(scenario)}")
+            f"--local_interface=127.0.0.1 {broker_flags(scenario, global_time)}")
 
 
 @dataclass
@@ -266,6 +285,7 @@ class Composition:
     commands: dict[str, str]
     # brokers started before `broker_exec` (the root broker of a multi-host run's root host)
     extra_brokers: list[tuple[str, str]] = field(default_factory=list)
+    global_time: bool = False  # the broker grants times (`helics.time_coordination`)
 
     def brokers(self) -> list[tuple[str, str]]:
         return [*self.extra_brokers, ("broker", self.broker_exec)]
@@ -313,23 +333,25 @@ def compose(
         if not plan.external:
             commands[plan.name] = plan.command(path, python)
     helics_bin = broker_binary(python)
+    global_time = global_time_coordination(scenario, plans)
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
     if not parts:
-        broker_exec = broker_command(scenario, len(plans), port, helics_bin)
+        broker_exec = broker_command(scenario, len(plans), port, helics_bin, global_time)
         runner_path = _write_runner(out_dir / "runner.json", scenario.name, out_dir,
                                     [("broker", broker_exec)], plans, commands)
-        return Composition(out_dir, port, plans, configs, runner_path, broker_exec, commands)
+        return Composition(out_dir, port, plans, configs, runner_path, broker_exec, commands,
+                           global_time=global_time)
     chosen = None
     for part in parts.values():
-        brokers = broker_commands(part, parts, port, broker_flags(scenario), helics_bin)
+        brokers = broker_commands(part, parts, port, broker_flags(scenario, global_time), helics_bin)
         local = [p for p in plans if p.name in part.federates]
         path = _write_runner(out_dir / f"runner_{part.name}.json", f"{scenario.name}@{part.name}",
                              out_dir, brokers, local, commands)
         if part.name == host or (host is None and part.root):
             chosen = Composition(out_dir, part.port, local, configs, path, brokers[-1][1],
                                  {p.name: commands[p.name] for p in local if not p.external},
-                                 brokers[:-1])
+                                 brokers[:-1], global_time)
     assert chosen is not None
     return chosen
 
@@ -351,8 +373,7 @@ def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: 
         "name": plan.name,
         "coreType": scenario.helics.core_type,
         "coreInitString": core_init(scenario, port, address),
-        "uninterruptible": not (plan.interruptible if plan.interruptible is not None
-                                else plan.type in INTERRUPTIBLE),
+        "uninterruptible": not interruptible(plan),
         "terminate_on_error": True,
         "publications": plan.publications,
         "subscriptions": plan.subscriptions,

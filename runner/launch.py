@@ -52,6 +52,9 @@ class RunOutcome:
     message: str
     failed: str | None = None
     exit_code: int = 1
+    # HELICS granted no federate anything for helics.stall_s while each waited in a time request:
+    # the run can go on from its last checkpoint (runner/cli.py restarts it)
+    stalled: bool = False
 
 
 class Interrupted(KeyboardInterrupt):
@@ -223,9 +226,40 @@ def run_federation(
             _end(children, lambda: signals.hurry)
 
 
+class StallWatch:
+    """Notices a federation that HELICS stopped: every federate waits in a time request and none
+    of their heartbeats has changed for `stall_s`. Only where the runner sees every federate's
+    heartbeat (no external federates, one host); a federate doing anything (computing, writing
+    its log while its request is pending, pacing) is not waiting, so work never looks like it."""
+
+    def __init__(self, run_dir: Path, names: list[str], stall_s: float) -> None:
+        self.paths = {name: run_dir / "logs" / f"{name}.heartbeat" for name in names}
+        self.stall_s = stall_s
+        self._last: dict[str, tuple[int, float]] = {}  # name → (seq, monotonic time first seen)
+
+    def stalled(self, now: float) -> str | None:
+        """What every federate waits for, once all have waited `stall_s` unchanged; else None."""
+        waiting, stalled = [], True
+        for name, path in self.paths.items():
+            beat = read_beat(path)
+            if beat is None or not beat.requesting:
+                self._last.pop(name, None)
+                stalled = False
+                continue
+            seq, since = self._last.get(name, (None, now))
+            if seq != beat.seq:
+                self._last[name] = (beat.seq, now)
+            stalled = stalled and seq == beat.seq and now - since >= self.stall_s
+            waiting.append(f"{name} (granted t = {beat.granted_s:g} s, requests "
+                           f"t = {beat.requested_s:g} s)")
+        return "; ".join(waiting) if stalled and waiting else None
+
+
 def _watch(comp, scenario, children, internal, externals, progress, task, started) -> RunOutcome:
     connected = False
     limit_s = scenario.helics.timeout_s
+    watch = (StallWatch(comp.run_dir, [p.name for p in internal], scenario.helics.stall_s)
+             if not externals and not scenario.hosts and scenario.helics.stall_restarts else None)
     while True:
         time.sleep(POLL_S)
         elapsed = time.monotonic() - started
@@ -250,6 +284,11 @@ def _watch(comp, scenario, children, internal, externals, progress, task, starte
                               waiting[0] if waiting else None)
         if elapsed > limit_s - POLL_S:  # just before the broker's own limit ends the federation
             return _timed_out(comp, scenario, children, elapsed)
+        waiting = watch.stalled(time.monotonic()) if watch and connected else None
+        if waiting:
+            return RunOutcome(False, f"HELICS granted no time for {watch.stall_s:g} s "
+                              f"(helics.stall_s) while every federate waited: {waiting}",
+                              stalled=True)
 
 
 def _failure(comp, scenario, children, failed: list[Child]) -> RunOutcome:
@@ -348,8 +387,10 @@ def _timed_out(comp, scenario, children, elapsed: float) -> RunOutcome:
     if finished:
         lines.append("finished: " + ", ".join(finished))
     if not (sick or stalled or moving):
+        hint = ("" if comp.global_time else "; or a cycle of interruptible federates stalled "
+                "HELICS's distributed time coordination: try helics.time_coordination: global")
         lines.append("every running federate waits in a time request: HELICS grants none "
-                     "(a federate that is not a lemcosim one, or the broker, holds the time)")
+                     f"(a federate that is not a lemcosim one, or the broker, holds the time{hint})")
     culprit = "broker" if sick else (stalled[0].split()[0] if stalled else None)
     return RunOutcome(False, "\n".join(lines), culprit)
 

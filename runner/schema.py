@@ -68,6 +68,20 @@ class HelicsConfig(Strict):
     external_timeout_s: PositiveFloat = Field(
         300.0, description="how long the federation waits for external federates to connect"
     )
+    time_coordination: Literal["auto", "distributed", "global"] = Field(
+        "auto", description="HELICS time coordination. distributed: each federate's core grants "
+        "times (the fastest). global: the broker grants them (`--globaltime`), ~12 % slower per "
+        "round trip on year_ieee13. auto: global when two interruptible federates can wake each "
+        "other (the FSVR assist: grid and controller), whose zero-lookahead cycle HELICS 3.6.1's "
+        "distributed coordination stalled in window 0 in 7 of 12 runs beside a busy core "
+        "(docs/performance.md, The HELICS stall); distributed otherwise")
+    stall_s: PositiveFloat = Field(
+        20.0, description="a federation in which every federate has waited this long in a time "
+        "request, none granted, is stalled by HELICS: the runner stops it and goes on from the "
+        "last checkpoint (or from the start)")
+    stall_restarts: NonNegativeInt = Field(
+        3, description="restarts after a stall from the same checkpoint before the run fails "
+        "(0: a stall runs into timeout_s); a restart that got further resets the count")
 
 
 class LogsConfig(Strict):

@@ -12,7 +12,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from helpers import FSVR_ASSIST_LIMIT, assert_ran_or_helics_stalled, lemcosim
+from helpers import FSVR_ASSIST_LIMIT, lemcosim
 from synthetic_logs import synthetic_run
 
 from lemcosim.analysis.figures import FIGURES, Options
@@ -166,7 +166,7 @@ def test_one_command_compares_the_ch5_family_without_and_with_fsvr(tmp_path):
     out = tmp_path / "ch5"
     proc = lemcosim("compare", "--study", "ch5_ieee13_all_buyer", *FSVR_ASSIST_LIMIT, "--out",
                     str(out), timeout=280)
-    assert_ran_or_helics_stalled(proc)
+    assert proc.returncode == 0, proc.stderr
     no, fsvr = "ch5_ieee13_all_buyer_no_fsvr", "ch5_ieee13_all_buyer_fsvr"
     approvals = pd.read_csv(out / "compare_approvals.csv")
     rescued = approvals[(approvals[no] == "no") & (approvals[fsvr] == "yes")]

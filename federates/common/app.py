@@ -240,6 +240,7 @@ class FederateContext:
             if self._deferred:
                 self._h.helicsFederateRequestTimeAsync(self.fed, target_s)
                 self.run_deferred()
+                self.heartbeat.requesting(target_s)  # waiting from now: the runner's stall watch
                 self.stats["deferred_s"] += time.perf_counter() - started
                 started = time.perf_counter()
                 self.time_s = self._h.helicsFederateRequestTimeComplete(self.fed)

@@ -26,8 +26,7 @@ def first_request_substep(server_substep: int, serving_advances_time: bool) -> i
     advances time (it asks others in turn: the FSVR controller's assist queries the grid) must
     not be asked inside its own step: it would request time from inside the step it was granted
     (the market, the controller and the grid then stalled, waiting on each other, in 1 run in 6 of
-    ch5_ieee13_all_seller_fsvr on a loaded machine; that federation still meets a HELICS stall in
-    window 0 under load, docs/performance.md). Such a server is asked from the next."""
+    ch5_ieee13_all_seller_fsvr on a loaded machine). Such a server is asked from the next."""
     return server_substep + 1 if serving_advances_time else server_substep
 
 
