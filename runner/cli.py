@@ -161,9 +161,9 @@ def _launch(args: argparse.Namespace, scenario, comp) -> int:
         console.print(f"[yellow]{outcome.message}[/yellow]\nrestarting {where} "
                       f"({restarts} of helics.stall_restarts = {scenario.helics.stall_restarts})")
         outcome = run_federation(comp, scenario, console, show_progress=not args.no_progress)
-    if outcome.stalled and scenario.helics.stall_restarts:
-        outcome.message += (f"\nno progress in {restarts} restarts (helics.stall_restarts); "
-                            "if the federates are not lemcosim's, their time requests decide")
+    if outcome.stalled:
+        outcome.message += (f"\ngave up: it stalled again after {restarts} restarts that got no "
+                            "further (helics.stall_restarts)")
     if outcome.ok:
         console.print(f"[green]{outcome.message}[/green]")
         if args.analyze:

@@ -47,7 +47,10 @@ class GridFederate(FederateModel):
     def on_window(self, ctx: FederateContext, window: int) -> None:
         if window > 0:
             self._summarise(ctx, window - 1)
+        started_at = time.time()
         self._solve(ctx, window)
+        # wall clock, shared with the market (benchmarks/cosim.py: HELICS's part of a round trip)
+        ctx.stats["step_started_at_s"], ctx.stats["step_ended_at_s"] = started_at, time.time()
         # a market's first batch of the window may be queued already (sent at this sub-step,
         # it is evaluated on the state just solved)
         self.on_interrupt(ctx, window)
