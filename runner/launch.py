@@ -230,10 +230,12 @@ class StallWatch:
     """Notices a federation that HELICS stopped: every federate waits in a time request and none
     of their heartbeats has changed for `stall_s`. Only where the runner sees every federate's
     heartbeat (no external federates, one host); a federate doing anything (computing, writing
-    its log while its request is pending, pacing) is not waiting, so work never looks like it."""
+    its log while its request is pending, pacing) is not waiting, so work never looks like it.
+    A stopped process (SIGSTOP, a debugger) is no HELICS stall: the timeout report names it."""
 
-    def __init__(self, run_dir: Path, names: list[str], stall_s: float) -> None:
-        self.paths = {name: run_dir / "logs" / f"{name}.heartbeat" for name in names}
+    def __init__(self, run_dir: Path, federates: list[str], pids: list[int], stall_s: float) -> None:
+        self.paths = {name: run_dir / "logs" / f"{name}.heartbeat" for name in federates}
+        self.pids = pids  # every process of the run, brokers too
         self.stall_s = stall_s
         self._last: dict[str, tuple[int, float]] = {}  # name → (seq, monotonic time first seen)
 
@@ -252,13 +254,16 @@ class StallWatch:
             stalled = stalled and seq == beat.seq and now - since >= self.stall_s
             waiting.append(f"{name} (granted t = {beat.granted_s:g} s, requests "
                            f"t = {beat.requested_s:g} s)")
-        return "; ".join(waiting) if stalled and waiting else None
+        if not (stalled and waiting) or any(process_state(pid) == "T" for pid in self.pids):
+            return None
+        return "; ".join(waiting)
 
 
 def _watch(comp, scenario, children, internal, externals, progress, task, started) -> RunOutcome:
     connected = False
     limit_s = scenario.helics.timeout_s
-    watch = (StallWatch(comp.run_dir, [p.name for p in internal], scenario.helics.stall_s)
+    watch = (StallWatch(comp.run_dir, [p.name for p in internal], [c.proc.pid for c in children],
+                        scenario.helics.stall_s)
              if not externals and not scenario.hosts and scenario.helics.stall_restarts else None)
     while True:
         time.sleep(POLL_S)
