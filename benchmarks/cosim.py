@@ -10,7 +10,9 @@ HELICS, in log I/O, the rest (its own work), its time requests, messages and RSS
 window (window 0, the start-up, left out): transactions, HELICS round trips, messages, power
 flows (and how many did not converge); per federate work / HELICS wait / I/O and RSS at the
 first, middle and last window; the HELICS cost of a round trip (the market's round-trip time less
-the grid's time serving it) against a bare 2-federate ping-pong on the same core, and the grid's
+the grid's time serving it and the part of its window solve after the request left; and the two
+hand-offs alone, from wall-clock stamps of both federates) against a bare 2-federate ping-pong on
+the same core, and the grid's
 time per power flow against a bare opendssdirect solve (benchmarks/floors.py), both measured in
 this run; the window's wall time extrapolated to a year of 35,040 windows (an extrapolation, not
 a run). `--prosumers 60 600 6000` repeats the run with the population scaled (every group's count
@@ -83,6 +85,35 @@ def step_inside_round_trips_s(amm, grid) -> float:
     return float(inside.clip(lower=0.0).sum())
 
 
+def first_round_trip_hops_ms(amm, grid) -> tuple[float, float, float] | None:
+    """Medians over windows of the first round trip's two hand-offs (ms): from the market's
+    request to the grid's first serve after it, the grid's window solve inside that, and from
+    the grid's first answer after the request to the market holding it. Matched by wall clock:
+    a batch the grid serves after its window's profile row lands in the next row."""
+    needed = (amm, "first_request_at_s"), (amm, "first_answer_at_s"), (
+        grid, "serve_started_at_s"), (grid, "answer_sent_at_s"), (grid, "step_ended_at_s")
+    if any(column not in frame for frame, column in needed):
+        return None
+    market = amm[["first_request_at_s", "first_answer_at_s"]].dropna()
+    sent = market.first_request_at_s.to_numpy()
+
+    def first_after(column: str) -> np.ndarray:
+        times = np.sort(grid[column].dropna().to_numpy())
+        k = np.searchsorted(times, sent)
+        return np.where(k < len(times), times[np.minimum(k, len(times) - 1)], np.nan)
+
+    steps = grid[["step_started_at_s", "step_ended_at_s"]].dropna()
+    k = np.searchsorted(steps.step_ended_at_s.to_numpy(), sent)  # the step ending after the send
+    ok = k < len(steps)
+    start = steps.step_started_at_s.to_numpy()[np.minimum(k, len(steps) - 1)]
+    end = steps.step_ended_at_s.to_numpy()[np.minimum(k, len(steps) - 1)]
+    solve = np.where(ok, np.clip(end - np.maximum(start, sent), 0.0, None), 0.0)
+    return (float(np.nanmedian(first_after("serve_started_at_s") - sent) * 1e3),
+            float(np.median(solve) * 1e3),
+            float(np.nanmedian(market.first_answer_at_s.to_numpy() - first_after("answer_sent_at_s"))
+                  * 1e3))
+
+
 def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) -> dict:
     m = measure(run_dir)
     per_fed, grid = m["per_fed"], m["grid"]
@@ -123,6 +154,16 @@ def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) 
               f"the request left, {solve_inside / round_trips * 1e3:.3f} ms) vs bare ping-pong "
               f"({core}) {ping * 1e3:.3f} ms: {helics_rt / ping:.2f}x")
         out |= {"helics_rt_ms": helics_rt * 1e3, "pingpong_ms": ping * 1e3}
+        hops = first_round_trip_hops_ms(amm, grid_fed)
+        if hops is not None:
+            handoffs = hops[0] - hops[1] + hops[2]
+            print(f"  HELICS hand-offs of the window's first round trip (wall clocks, medians): "
+                  f"request sent → grid serving {hops[0]:.3f} ms less its window solve after the "
+                  f"request left {hops[1]:.3f} ms, + answer sent → market has it {hops[2]:.3f} ms"
+                  f" = {handoffs:.3f} ms vs bare ping-pong {ping * 1e3:.3f} ms: "
+                  f"{handoffs / (ping * 1e3):.2f}x (the rest of the line above is both sides' "
+                  f"encoding, decoding and bookkeeping)")
+            out["handoffs_ms"] = handoffs
     if flows:
         grid_work = float(per_fed.loc["grid"]["work_s"].sum())
         k = int(min(flows, FLOOR_MAX))

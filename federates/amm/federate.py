@@ -433,6 +433,7 @@ class AmmFederate(FederateModel):
                 for _, text, _ in ctx.receive(f"{self.name}/dso"):
                     answer = json.loads(text)
                     if answer.get("id") == request_id:
+                        ctx.stats.setdefault("first_answer_at_s", time.time())
                         return answer
             return None
         finally:

@@ -139,6 +139,7 @@ class GridFederate(FederateModel):
     def _serve(self, ctx: FederateContext, window: int, endpoint: str, handler) -> None:
         key = f"{self.name}/{endpoint}"
         for source, text, _ in ctx.receive(key):
+            ctx.stats.setdefault("serve_started_at_s", time.time())  # benchmarks/cosim.py
             self._requests[endpoint] += 1
             request_id: Any = None
             try:
@@ -150,6 +151,7 @@ class GridFederate(FederateModel):
             answer["id"] = request_id
             text = json.dumps(answer)
             ctx.send(key, source, text)
+            ctx.stats.setdefault("answer_sent_at_s", time.time())
             if self.log_queries == "full" or endpoint == "control":
                 ctx.log.record(ctx.time_s, window, source, f"{endpoint}_answer", text, "",
                                ctx.clock.substep_of(ctx.time_s))
