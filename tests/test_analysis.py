@@ -12,7 +12,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from helpers import FSVR_ASSIST_LIMIT, lemcosim
+from helpers import HELICS_BOUND_90S, lemcosim
 from synthetic_logs import synthetic_run
 
 from lemcosim.analysis.figures import FIGURES, Options
@@ -164,7 +164,7 @@ def test_compare_puts_runs_side_by_side_with_differences(tmp_path):
 @pytest.mark.federation
 def test_one_command_compares_the_ch5_family_without_and_with_fsvr(tmp_path):
     out = tmp_path / "ch5"
-    proc = lemcosim("compare", "--study", "ch5_ieee13_all_buyer", *FSVR_ASSIST_LIMIT, "--out",
+    proc = lemcosim("compare", "--study", "ch5_ieee13_all_buyer", *HELICS_BOUND_90S, "--out",
                     str(out), timeout=280)
     assert proc.returncode == 0, proc.stderr
     no, fsvr = "ch5_ieee13_all_buyer_no_fsvr", "ch5_ieee13_all_buyer_fsvr"

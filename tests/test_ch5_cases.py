@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import (
-    FSVR_ASSIST_LIMIT,
+    HELICS_BOUND_90S,
     assert_no_process_left,
     lemcosim,
 )
@@ -18,7 +18,7 @@ V_MIN, V_MAX, VUF_MAX, LOADING_MAX = 0.95, 1.05, 2.0, 100.0
 
 
 def run(case: str, run_dir, *overrides: str) -> tuple:
-    proc = lemcosim("run", case, *overrides, *FSVR_ASSIST_LIMIT, "--out", str(run_dir),
+    proc = lemcosim("run", case, *overrides, *HELICS_BOUND_90S, "--out", str(run_dir),
                     "--no-progress", "--analyze", timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert_no_process_left(run_dir)
