@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import opendss_floor, pingpong_floor  # noqa: E402
@@ -74,22 +75,25 @@ def measure(run_dir: Path) -> dict:
     return {"per_fed": per_fed, "grid": grid}
 
 
-def step_inside_round_trips_s(amm, grid) -> float:
-    """Seconds of the grid's window solves that ran after the market's first request of the
-    window had left (wall clocks of one host): the market's first batch is sent at the grid's own
-    sub-step and served once that solve is done, so that part of its wait is the grid's work."""
+def step_after_request_s(amm, grid) -> pd.Series:
+    """Per window, seconds of the grid's window step that ran after the market's first request
+    of the window had left (wall clocks of one host; both act at the grid's sub-step of the same
+    window): the batch is served once that step is done, so that part of the market's wait is
+    the grid's work, not HELICS's. Empty without the stamps."""
     if "first_request_at_s" not in amm or "step_ended_at_s" not in grid:
-        return 0.0
-    both = grid[["step_started_at_s", "step_ended_at_s"]].join(amm["first_request_at_s"], how="inner")
-    inside = both.step_ended_at_s - np.maximum(both.step_started_at_s, both.first_request_at_s)
-    return float(inside.clip(lower=0.0).sum())
+        return pd.Series(dtype=float)
+    both = grid[["step_started_at_s", "step_ended_at_s"]].join(
+        amm["first_request_at_s"], how="inner").dropna()
+    return (both.step_ended_at_s - np.maximum(both.step_started_at_s, both.first_request_at_s)
+            ).clip(lower=0.0)
 
 
 def first_round_trip_hops_ms(amm, grid) -> tuple[float, float, float] | None:
     """Medians over windows of the first round trip's two hand-offs (ms): from the market's
-    request to the grid's first serve after it, the grid's window solve inside that, and from
-    the grid's first answer after the request to the market holding it. Matched by wall clock:
-    a batch the grid serves after its window's profile row lands in the next row."""
+    request to the grid's first serve after it, the grid's window step inside that
+    (`step_after_request_s`), and from the grid's first answer after the request to the market
+    holding it. Serves are matched by wall clock: a batch the grid serves after its window's
+    profile row lands in the next row."""
     needed = (amm, "first_request_at_s"), (amm, "first_answer_at_s"), (
         grid, "serve_started_at_s"), (grid, "answer_sent_at_s"), (grid, "step_ended_at_s")
     if any(column not in frame for frame, column in needed):
@@ -102,14 +106,8 @@ def first_round_trip_hops_ms(amm, grid) -> tuple[float, float, float] | None:
         k = np.searchsorted(times, sent)
         return np.where(k < len(times), times[np.minimum(k, len(times) - 1)], np.nan)
 
-    steps = grid[["step_started_at_s", "step_ended_at_s"]].dropna()
-    k = np.searchsorted(steps.step_ended_at_s.to_numpy(), sent)  # the step ending after the send
-    ok = k < len(steps)
-    start = steps.step_started_at_s.to_numpy()[np.minimum(k, len(steps) - 1)]
-    end = steps.step_ended_at_s.to_numpy()[np.minimum(k, len(steps) - 1)]
-    solve = np.where(ok, np.clip(end - np.maximum(start, sent), 0.0, None), 0.0)
     return (float(np.nanmedian(first_after("serve_started_at_s") - sent) * 1e3),
-            float(np.median(solve) * 1e3),
+            float(step_after_request_s(amm, grid).median() * 1e3),
             float(np.nanmedian(market.first_answer_at_s.to_numpy() - first_after("answer_sent_at_s"))
                   * 1e3))
 
@@ -145,7 +143,7 @@ def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) 
     if round_trips:
         grid_fed = per_fed.loc["grid"]
         serve = float(grid_fed["serve_s"].sum())
-        solve_inside = step_inside_round_trips_s(amm, grid_fed)
+        solve_inside = float(step_after_request_s(amm, grid_fed).sum())
         helics_rt = (float(amm["round_trip_s"].sum()) - serve - solve_inside) / round_trips
         k = int(min(round_trips, FLOOR_MAX))
         ping = pingpong_floor(k, core=core) / k
