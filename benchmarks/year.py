@@ -2,6 +2,7 @@
 same run, and whether memory stays flat over it.
 
 usage: python benchmarks/year.py [--windows N] [--out DIR] [--floor-max N] [--set KEY=VALUE]
+       python benchmarks/year.py --report RUN_DIR/year_benchmark.json
 
 Runs `lemcosim run year_ieee13` (all 35,040 windows, or the first N) and prints: wall time,
 cost per window, peak RSS of every process (VmHWM), log bytes per window, the share of approved
@@ -13,10 +14,16 @@ grid did plus a bare 2-federate HELICS ping-pong doing as many round trips as th
 Memory: every 0.2 s it reads each process's current RSS (VmRSS in /proc/PID/status; the
 federates, the broker and the runner) with the market's progress (logs/amm.progress: the last
 window it completed), and prints the RSS after the first window and at 10, 25, 50, 75 and 100 %
-of the windows, the least-squares slope of RSS over the second half of the windows (up to the
-last, whose shutdown is no steady state) in MB per 1000 windows, and a verdict: memory is flat
-if no process's slope exceeds FLAT_MB_PER_1000_WINDOWS (judged on runs of some thousand windows).
-Everything printed also goes to RUN_DIR/year_benchmark.json, with every RSS sample.
+of the windows, two slopes of RSS over the second half of the windows (up to the last, whose
+shutdown is no steady state) in MB per 1000 windows, and a verdict. The raw slope fits every
+sample; the plateau slope fits the lowest RSS of each tenth of that half (at least
+PLATEAU_BIN_WINDOWS windows each): the federates' log writers merge their parts every ~1000
+windows and hold ~30-60 MB while they do, a transient the raw slope reads as growth or shrinkage
+depending on where the half starts, while a leak raises every plateau alike. Memory is flat if
+no process's plateau slope (the raw one where fewer than three tenths exist) exceeds
+FLAT_MB_PER_1000_WINDOWS. Everything printed also goes to RUN_DIR/year_benchmark.json, with every
+RSS sample; `--report RUN_DIR/year_benchmark.json` prints the memory part of a saved run again
+(with this version's verdict) without running anything.
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ SAMPLE_S = 0.2
 # windows reads as 10 MB per 1000): judge memory on runs of some thousands of windows.
 FLAT_MB_PER_1000_WINDOWS = 1.0
 SHORT_RUN_WINDOWS = 10_000
+# The plateau slope: the second half in tenths of at least this many windows (the log writers
+# merge about every 960 windows, so a tenth of a long run holds a plateau between merges)
+PLATEAU_BINS = 10
+PLATEAU_BIN_WINDOWS = 1000
 MARKS = [("1st window", 0.0), ("10 %", 0.10), ("25 %", 0.25), ("50 %", 0.50), ("75 %", 0.75),
          ("100 %", 1.0)]
 
@@ -150,6 +161,40 @@ def second_half_slopes(samples: list[Sample], windows: int) -> dict[str, float]:
     return slopes
 
 
+def plateau_slopes(samples: list[Sample], windows: int) -> dict[str, float]:
+    """Per process: least-squares slope, in MB per 1000 windows, of the lowest RSS in each bin of
+    the second half (as `second_half_slopes`), against the bin's middle window. The half is cut
+    into PLATEAU_BINS bins of equal windows, fewer where a bin would hold less than
+    PLATEAU_BIN_WINDOWS; NaN with fewer than three bins sampled. Transient peaks (a log merge)
+    leave a bin's lowest RSS alone; steady growth raises it in every bin."""
+    first, last = math.ceil(windows / 2), windows - 1  # completed windows w + 1 in [first, last)
+    bins = min(PLATEAU_BINS, (last - first) // PLATEAU_BIN_WINDOWS)
+    slopes: dict[str, float] = {}
+    if bins < 3:
+        return {name: float("nan") for s in samples for name in s.rss_kb}
+    edges = np.linspace(first, last, bins + 1)
+    half = [s for s in samples if first <= s.window + 1 < last]
+    for name in sorted({n for s in half for n in s.rss_kb}):
+        done = np.array([s.window + 1 for s in half if name in s.rss_kb], dtype=float)
+        rss_mb = np.array([s.rss_kb[name] for s in half if name in s.rss_kb], dtype=float) / 1024
+        which = np.clip(np.searchsorted(edges, done, side="right") - 1, 0, bins - 1)
+        sampled = np.unique(which)
+        if len(sampled) < 3:
+            slopes[name] = float("nan")
+            continue
+        floors = [rss_mb[which == b].min() for b in sampled]
+        middles = (edges[sampled] + edges[sampled + 1]) / 2
+        slopes[name] = float(np.polyfit(middles, floors, 1)[0] * 1000)
+    return slopes
+
+
+def verdict_slopes(raw: dict[str, float], plateau: dict[str, float]) -> dict[str, float]:
+    """The slope the verdict judges per process: the plateau slope, the raw one where it is NaN."""
+    nan = float("nan")
+    return {name: v if math.isnan(plateau.get(name, nan)) else plateau[name]
+            for name, v in raw.items()}
+
+
 def memory_flat(slopes: dict[str, float]) -> bool | None:
     """True if no slope exceeds the threshold, None if none could be measured."""
     known = [v for v in slopes.values() if not math.isnan(v)]
@@ -174,6 +219,48 @@ def _num(v):
     return None if isinstance(v, float) and math.isnan(v) else v
 
 
+def print_memory(samples: list[Sample], peak_kb: dict[str, int], n: int) -> dict:
+    """Print RSS at the marks, both slopes and the verdict; return them for the JSON report."""
+    marks = rss_marks(samples, n) if samples else []
+    raw = second_half_slopes(samples, n)
+    plateau = plateau_slopes(samples, n)
+    flat = memory_flat(verdict_slopes(raw, plateau))
+    names = sorted(raw) or sorted(peak_kb)
+    for name, kb in sorted(peak_kb.items()):
+        print(f"peak RSS {name:<12s}{kb / 1024:10.1f} MB")
+    print()
+    print(f"RSS (MB)    {'window':>7s}  " + "".join(f"{name:>10s}" for name in names))
+    for label, s in marks:
+        cells = "".join(f"{s.rss_kb[k] / 1024:10.1f}" if k in s.rss_kb else f"{'-':>10s}"
+                        for k in names)
+        print(f"{label:<11s} {s.window + 1:7d}  {cells}")
+    # a process sampled in no window of the second half (a short, fast run) has no slope
+    for label, slopes in (("raw", raw), ("plateau", plateau)):
+        print(f"{'MB/1000 w':<11s} {label:>7s}  "
+              + "".join(f"{slopes.get(k, float('nan')):10.2f}" for k in names))
+    verdict = {True: "yes", False: "no", None: "not measured"}[flat]
+    print(f"memory flat: {verdict} (threshold {FLAT_MB_PER_1000_WINDOWS:g} MB per 1000 windows, "
+          f"every process, on the plateau slope: the lowest RSS of each tenth of the second half; "
+          f"{len(samples)} samples)")
+    if n < SHORT_RUN_WINDOWS:
+        print(f"  (a run of fewer than {SHORT_RUN_WINDOWS} windows: allocator and log-merge steps "
+              "dominate the slope; judge memory on a longer run)")
+    return {"marks": [{"at": label, "windows_done": s.window + 1, "t_s": s.t_s,
+                       "rss_kb": s.rss_kb} for label, s in marks],
+            "slope_mb_per_1000_windows_second_half": {k: _num(v) for k, v in raw.items()},
+            "slope_mb_per_1000_windows_plateau": {k: _num(v) for k, v in plateau.items()},
+            "flat": flat, "threshold_mb_per_1000_windows": FLAT_MB_PER_1000_WINDOWS}
+
+
+def report_again(path: Path) -> None:
+    """The memory part of a saved year_benchmark.json, judged by this version."""
+    report = json.loads(path.read_text())
+    samples = [Sample(s["t_s"], s["windows_done"] - 1, s["rss_kb"])
+               for s in report["rss"]["samples"]]
+    print(f"{report['scenario']}, {report['windows']} windows, {path}")
+    print_memory(samples, report["peak_rss_kb"], report["windows"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=35040)
@@ -182,7 +269,12 @@ def main() -> None:
                         help="measure at most N solves and round trips for the floor, scale linearly")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to lemcosim run, e.g. --set time.start=2026-07-01T00:00:00")
+    parser.add_argument("--report", type=Path, default=None, metavar="JSON",
+                        help="print the memory figures of a saved year_benchmark.json, run nothing")
     args = parser.parse_args()
+    if args.report:
+        report_again(args.report)
+        return
     out = args.out or Path(tempfile.mkdtemp(prefix="year_ieee13_")) / "run"
     n = args.windows
     wall, watch = run_year(out, n, args.overrides)
@@ -219,26 +311,7 @@ def main() -> None:
         print(f"  after start-up     {later_ratio:10.2f} x   (windows 1…N−1 against their share "
               "of the floor)")
     print(f"log bytes per window {log_bytes / n:10.0f}     ({log_bytes / 1e6:.1f} MB)")
-    for name, kb in sorted(watch.peak_kb.items()):
-        print(f"peak RSS {name:<12s}{kb / 1024:10.1f} MB")
-
-    marks = rss_marks(watch.samples, n) if watch.samples else []
-    slopes = second_half_slopes(watch.samples, n)
-    flat = memory_flat(slopes)
-    names = sorted(slopes) or sorted(watch.peak_kb)
-    print()
-    print(f"RSS (MB)    {'window':>7s}  " + "".join(f"{name:>10s}" for name in names))
-    for label, s in marks:
-        cells = "".join(f"{s.rss_kb[k] / 1024:10.1f}" if k in s.rss_kb else f"{'-':>10s}"
-                        for k in names)
-        print(f"{label:<11s} {s.window + 1:7d}  {cells}")
-    print(f"{'MB/1000 w':<11s} {'2nd half':>7s}  " + "".join(f"{slopes[k]:10.2f}" for k in names))
-    verdict = {True: "yes", False: "no", None: "not measured"}[flat]
-    print(f"memory flat: {verdict} (threshold {FLAT_MB_PER_1000_WINDOWS:g} MB per 1000 windows over "
-          f"the second half, every process; {len(watch.samples)} samples)")
-    if n < SHORT_RUN_WINDOWS:
-        print(f"  (a run of fewer than {SHORT_RUN_WINDOWS} windows: allocator and log-merge steps "
-              "dominate the slope; judge memory on a longer run)")
+    memory = print_memory(watch.samples, watch.peak_kb, n)
     print()
     by_month = pool_share_by_month(out)
     print(by_month.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -254,11 +327,7 @@ def main() -> None:
         "ratio_to_floor": _num(ratio), "ratio_to_floor_after_first": _num(later_ratio),
         "log_bytes": log_bytes, "log_bytes_per_window": log_bytes / n,
         "peak_rss_kb": watch.peak_kb,
-        "rss": {"sample_s": SAMPLE_S,
-                "marks": [{"at": label, "windows_done": s.window + 1, "t_s": s.t_s,
-                           "rss_kb": s.rss_kb} for label, s in marks],
-                "slope_mb_per_1000_windows_second_half": {k: _num(v) for k, v in slopes.items()},
-                "flat": flat, "threshold_mb_per_1000_windows": FLAT_MB_PER_1000_WINDOWS,
+        "rss": {"sample_s": SAMPLE_S, **memory,
                 "samples": [{"t_s": round(s.t_s, 3), "windows_done": s.window + 1,
                              "rss_kb": s.rss_kb} for s in watch.samples]},
         "pool_share_by_month": [{k: _num(v) for k, v in row.items()}

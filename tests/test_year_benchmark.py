@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,50 @@ def test_a_slow_leak_is_measured_and_a_flat_process_with_a_shutdown_peak_is_not(
     assert year.memory_flat(slopes) is False  # 2 > FLAT_MB_PER_1000_WINDOWS = 1
     assert year.memory_flat({"flat": slopes["flat"]}) is True
     assert year.memory_flat({"gone": float("nan")}) is None
+
+
+def merging(base_mb, merges=(9000,), width=300, extra_mb=60.0):
+    """RSS base_mb(w) plus extra_mb while a log merge runs (completed windows [m, m + width))."""
+    return lambda w: base_mb(w) + (extra_mb if any(m <= w + 1 < m + width for m in merges) else 0)
+
+
+def test_the_plateau_slope_ignores_a_log_merge_and_still_sees_a_leak():
+    # 10,000 windows: the second half is completed windows 5000…9998, in 4 bins of ~1250
+    # (10 bins would hold < PLATEAU_BIN_WINDOWS = 1000 each). 'steady' stays at 200 MB but for a
+    # merge holding 60 MB more over windows 9000–9299; 'leaky' does the same on top of 2 MB
+    # per 1000 windows.
+    s = samples(10_000, {"steady": merging(lambda w: 200.0),
+                         "leaky": merging(lambda w: 100 + 0.002 * w)})
+    raw = year.second_half_slopes(s, 10_000)
+    assert raw["steady"] > year.FLAT_MB_PER_1000_WINDOWS  # the merge read as growth
+    plateau = year.plateau_slopes(s, 10_000)
+    assert plateau["steady"] == pytest.approx(0.0, abs=1e-9)  # every bin's lowest: 200 MB
+    assert plateau["leaky"] == pytest.approx(2.0, abs=0.01)  # each bin's lowest at its start
+    judged = year.verdict_slopes(raw, plateau)
+    assert judged == plateau
+    assert year.memory_flat(judged) is False
+    assert year.memory_flat({"steady": judged["steady"]}) is True
+
+
+def test_a_short_run_has_no_plateau_slope_and_is_judged_on_the_raw_one():
+    # 1000 windows: a half of 499 windows holds no bin of 1000, so no plateau slope
+    s = samples(1000, {"leaky": lambda w: 100 + 0.002 * w})
+    raw = year.second_half_slopes(s, 1000)
+    plateau = year.plateau_slopes(s, 1000)
+    assert math.isnan(plateau["leaky"])
+    assert year.verdict_slopes(raw, plateau) == raw
+
+
+def test_a_saved_report_is_judged_again_without_a_run(tmp_path, capsys):
+    s = samples(10_000, {"grid": merging(lambda w: 200.0)})
+    path = tmp_path / "year_benchmark.json"
+    path.write_text(json.dumps({
+        "scenario": "year_ieee13", "windows": 10_000, "peak_rss_kb": {"grid": 260 * 1024},
+        "rss": {"samples": [{"t_s": x.t_s, "windows_done": x.window + 1, "rss_kb": x.rss_kb}
+                            for x in s]}}))
+    year.report_again(path)
+    out = capsys.readouterr().out
+    assert "memory flat: yes" in out and "plateau" in out
 
 
 def test_marks_take_the_first_sample_once_the_share_of_windows_is_done():
