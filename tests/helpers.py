@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TESTS = Path(__file__).resolve().parent
 SCRIPTED = TESTS / "federates" / "scripted_federate.py"
@@ -18,6 +22,46 @@ SCRIPTED = TESTS / "federates" / "scripted_federate.py"
 # coordination for ever, docs/performance.md, "The HELICS stall"): a hang fails the test in 90 s
 # instead of running into pytest's timeout and leaving the federation behind
 HELICS_BOUND_90S = ("--set", "helics.timeout_s=90")
+
+
+def in_child_process(body: Callable[[], Any], timeout_s: float = 120) -> Any:
+    """`body()` in a forked child process; its (picklable) return value, or AssertionError with
+    the child's traceback. For tests that call HELICS in process: a HELICS call can block in C,
+    where pytest-timeout's signal never reaches it, and a federate a failed test left connecting
+    can wedge the next test's. A child that gives no result in `timeout_s` is killed and the test
+    fails naming the hang; whatever HELICS started ends with the child."""
+    context = multiprocessing.get_context("fork")  # `body` may be a closure: nothing to pickle
+    receiver, sender = context.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            result = ("returned", body())
+        except BaseException as exc:  # noqa: BLE001 - reported in the parent
+            result = ("raised", "".join(traceback.format_exception(exc)))
+        sender.send(result)
+        os._exit(0)  # no atexit: HELICS' library clean-up has nothing left to wait for
+
+    process = context.Process(target=child, daemon=True)
+    process.start()
+    sender.close()
+    name = getattr(body, "__qualname__", repr(body))
+    try:
+        if not receiver.poll(timeout_s):
+            process.kill()
+            raise AssertionError(f"{name} gave no result in {timeout_s:g} s (a HELICS call "
+                                 "hung?): its process was killed")
+        kind, value = receiver.recv()
+    except EOFError:
+        process.join(10)
+        raise AssertionError(f"{name}: its process died (exit code {process.exitcode})") from None
+    finally:
+        process.join(10)  # it exits right after sending
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+    if kind == "raised":
+        raise AssertionError(f"in the child process:\n{value}")
+    return value
 
 
 def lemcosim(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:

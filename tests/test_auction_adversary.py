@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 from itertools import combinations
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from helpers import assert_no_process_left, lemcosim
+from helpers import assert_no_process_left, in_child_process, lemcosim
 
 from lemcosim.analysis import load_run
 from lemcosim.federates.auction.aggregate import aggregate
@@ -349,54 +348,52 @@ def test_a_federate_cannot_pose_as_the_kg_through_a_global_endpoint():
     `kg/spoof` and sends the MO curves from it; HELICS reports the source `kg/spoof`, whose prefix
     is the KG's name. Only a role's own `NAME/msg` names a sender (HELICS refuses a second
     `kg/msg`), so the spoof is a protocol violation."""
-    import helics as h
-
     port = free_port()  # the runner's: below the ephemeral range, with its neighbours free
-    broker = h.helicsCreateBroker("zmq", f"adv{secrets.token_hex(4)}",
-                                  f"-f 2 --port={port} --local_interface=127.0.0.1 --timeout=30s")
-    received: dict[str, str] = {}
-    errors: list[BaseException] = []
 
-    def federate(fed_name: str):
-        info = h.helicsCreateFederateInfo()
-        h.helicsFederateInfoSetCoreTypeFromString(info, "zmq")
-        h.helicsFederateInfoSetCoreInitString(info, f"--federates=1 --broker_address=tcp://"
-                                              f"127.0.0.1:{port} --local_interface=127.0.0.1 "
-                                              "--timeout=30s")
-        return h.helicsCreateMessageFederate(fed_name, info)
+    def attack() -> dict[str, str]:
+        import helics as h
 
-    def mo():
-        fed = federate("mo")
-        ep = h.helicsFederateRegisterEndpoint(fed, "msg", "")
-        h.helicsFederateEnterExecutingMode(fed)
-        h.helicsFederateRequestTime(fed, 2.0)
-        while h.helicsEndpointHasMessage(ep):
-            msg = h.helicsEndpointGetMessage(ep)
+        broker = h.helicsCreateBroker("zmq", f"adv{secrets.token_hex(4)}",
+                                      f"-f 2 --port={port} --local_interface=127.0.0.1 --timeout=30s")
+
+        def federate(fed_name: str):
+            info = h.helicsCreateFederateInfo()
+            h.helicsFederateInfoSetCoreTypeFromString(info, "zmq")
+            # granted 2.0 as asked: an interruptible MO would be granted at the message's time
+            # and the attacker's request would wait for the MO's next one
+            h.helicsFederateInfoSetFlagOption(info, h.HELICS_FLAG_UNINTERRUPTIBLE, True)
+            h.helicsFederateInfoSetCoreInitString(info, f"--federates=1 --broker_address=tcp://"
+                                                  f"127.0.0.1:{port} --local_interface=127.0.0.1 "
+                                                  "--timeout=30s")
+            return h.helicsCreateMessageFederate(fed_name, info)
+
+        # both federates from one thread, through HELICS' asynchronous calls: two threads each
+        # blocked in its own call once left both waiting to enter initialisation (CI, a loaded
+        # machine)
+        mo, attacker = federate("mo"), federate("cc_x")
+        inbox = h.helicsFederateRegisterEndpoint(mo, "msg", "")
+        h.helicsFederateRegisterEndpoint(attacker, "msg", "")
+        spoofed = h.helicsFederateRegisterGlobalEndpoint(attacker, "kg/spoof", "")
+        for fed in (mo, attacker):
+            h.helicsFederateEnterExecutingModeAsync(fed)
+        for fed in (mo, attacker):
+            h.helicsFederateEnterExecutingModeComplete(fed)
+        h.helicsEndpointSendBytesTo(spoofed, b'{"type": "curves"}', "mo/msg")
+        for fed in (mo, attacker):
+            h.helicsFederateRequestTimeAsync(fed, 2.0)
+        for fed in (mo, attacker):
+            h.helicsFederateRequestTimeComplete(fed)
+        received: dict[str, str] = {}
+        while h.helicsEndpointHasMessage(inbox):
+            msg = h.helicsEndpointGetMessage(inbox)
             received[h.helicsMessageGetOriginalSource(msg)] = h.helicsMessageGetString(msg)
-        h.helicsFederateDisconnect(fed)
+        for fed in (mo, attacker):
+            h.helicsFederateDisconnect(fed)
+        h.helicsBrokerWaitForDisconnect(broker, 10_000)
+        return received
 
-    def attacker():
-        fed = federate("cc_x")
-        h.helicsFederateRegisterEndpoint(fed, "msg", "")
-        spoof = h.helicsFederateRegisterGlobalEndpoint(fed, "kg/spoof", "")
-        h.helicsFederateEnterExecutingMode(fed)
-        h.helicsEndpointSendBytesTo(spoof, b'{"type": "curves"}', "mo/msg")
-        h.helicsFederateRequestTime(fed, 2.0)
-        h.helicsFederateDisconnect(fed)
-
-    def guarded(target):
-        try:
-            target()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(f,), daemon=True) for f in (mo, attacker)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    h.helicsBrokerWaitForDisconnect(broker, 10_000)
-    assert errors == []
+    # in a child process (`in_child_process`): a HELICS call that hangs fails the test
+    received = in_child_process(attack)
     assert received == {"kg/spoof": '{"type": "curves"}'}  # HELICS delivers it as from "kg/…"
     assert sender_of("kg/spoof") is None
     assert [sender_of(s) for s in ("kg/msg", "cc_c_up/msg", "pt_1/msg")] == ["kg", "cc_c_up",

@@ -3,6 +3,8 @@ registration (a CI run once failed with "unable to register federate" on a loade
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import secrets
 import socket
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import in_child_process
 
 from lemcosim.federates.common.app import _register
 from lemcosim.runner.compose import _ephemeral_low, free_port
@@ -28,11 +31,10 @@ def test_broker_ports_lie_below_the_ephemeral_range_with_their_neighbours_free()
 
 
 @pytest.mark.federation
-def test_a_federate_registers_on_its_second_attempt_when_the_broker_comes_late(tmp_path: Path, capsys):
+def test_a_federate_registers_on_its_second_attempt_when_the_broker_comes_late(tmp_path: Path):
     """First attempt: no broker yet, and the core gives up after 5 tries of 300 ms (measured:
-    1.8 s; HELICS' default is 24 s). The broker starts 2.5 s in; a later attempt registers."""
-    import helics as h
-
+    1.8 s; HELICS' default is 24 s). The broker starts 2.5 s in; a later attempt registers.
+    HELICS runs in a child process (`in_child_process`): a call that hangs fails the test."""
     port = free_port()
     config = tmp_path / "late.json"
     config.write_text(json.dumps({
@@ -40,61 +42,78 @@ def test_a_federate_registers_on_its_second_attempt_when_the_broker_comes_late(t
         "coreInitString": f"--federates=1 --broker_address=tcp://127.0.0.1:{port} "
                           "--local_interface=127.0.0.1 --networktimeout=300ms --timeout=10s",
     }))
-    brokers = []
 
-    def start_broker() -> None:
-        time.sleep(2.5)
-        brokers.append(h.helicsCreateBroker("zmq", f"b{secrets.token_hex(4)}",
-                                            f"-f 1 --port={port} --local_interface=127.0.0.1 "
-                                            "--timeout=20s"))
+    def register_late() -> tuple[float, str]:
+        import helics as h
 
-    starter = threading.Thread(target=start_broker, daemon=True)
-    starter.start()
-    fed = None
-    try:
-        started = time.monotonic()
-        fed = _register(h, config, "late")
-        assert time.monotonic() - started >= 2.5  # it did wait for the broker
-        assert "late: registration attempt 1 failed" in capsys.readouterr().err
-        h.helicsFederateEnterExecutingMode(fed)
-        assert h.helicsFederateRequestTime(fed, 1.0) == 1.0
-        h.helicsFederateDisconnect(fed)
-    finally:
-        starter.join(timeout=10)
-        if fed is not None:
-            h.helicsFederateFree(fed)
-        for broker in brokers:
-            h.helicsBrokerWaitForDisconnect(broker, 5000)
-            h.helicsBrokerFree(broker)
+        brokers = []
+
+        def start_broker() -> None:
+            time.sleep(2.5)
+            brokers.append(h.helicsCreateBroker("zmq", f"b{secrets.token_hex(4)}",
+                                                f"-f 1 --port={port} --local_interface=127.0.0.1 "
+                                                "--timeout=20s"))
+
+        starter = threading.Thread(target=start_broker, daemon=True)
+        starter.start()
+        fed, err = None, io.StringIO()
+        try:
+            started = time.monotonic()
+            with contextlib.redirect_stderr(err):
+                fed = _register(h, config, "late")
+            waited_s = time.monotonic() - started
+            h.helicsFederateEnterExecutingMode(fed)
+            assert h.helicsFederateRequestTime(fed, 1.0) == 1.0
+            h.helicsFederateDisconnect(fed)
+        finally:
+            starter.join(timeout=10)
+            if fed is not None:
+                h.helicsFederateFree(fed)
+            for broker in brokers:
+                h.helicsBrokerWaitForDisconnect(broker, 5000)
+                h.helicsBrokerFree(broker)
+        return waited_s, err.getvalue()
+
+    waited_s, err = in_child_process(register_late)
+    assert waited_s >= 2.5  # it did wait for the broker
+    assert "late: registration attempt 1 failed" in err
 
 
 @pytest.mark.federation
 def test_string_inputs_of_every_length_read_back_exactly():
     """lemcosim reads string inputs through one cffi buffer type (`_input_string`): values of
-    changing lengths, empty and multi-byte ones come back as the HELICS binding returns them."""
-    import helics as h
-
-    from lemcosim.federates.common.app import _input_string
-
+    changing lengths, empty and multi-byte ones come back as the HELICS binding returns them
+    (in a child process, `in_child_process`: a HELICS call that hangs fails the test)."""
     port = free_port()
-    broker = h.helicsCreateBroker("zmq", f"b{secrets.token_hex(4)}",
-                                  f"-f 1 --port={port} --local_interface=127.0.0.1 --timeout=20s")
-    info = h.helicsCreateFederateInfo()
-    h.helicsFederateInfoSetCoreTypeFromString(info, "zmq")
-    h.helicsFederateInfoSetCoreInitString(
-        info, f"--federates=1 --broker_address=tcp://127.0.0.1:{port} --local_interface=127.0.0.1")
-    fed = h.helicsCreateValueFederate(f"f{secrets.token_hex(4)}", info)
-    try:
-        pub = h.helicsFederateRegisterGlobalPublication(fed, "echo", h.HELICS_DATA_TYPE_STRING, "")
-        sub = h.helicsFederateRegisterSubscription(fed, "echo", "")
-        h.helicsFederateEnterExecutingMode(fed)
-        values = ["", "x", '{"671.a": [1.5, 0.0]}' * 300, "Δt = 900 s, ρ_eq", "y" * 70_001]
-        for t, value in enumerate(values, start=1):
-            h.helicsPublicationPublishString(pub, value)
-            h.helicsFederateRequestTime(fed, float(t))
-            assert _input_string(h, sub) == value == h.helicsInputGetString(sub)
-    finally:
-        h.helicsFederateDisconnect(fed)
-        h.helicsFederateFree(fed)
-        h.helicsBrokerWaitForDisconnect(broker, 5000)
-        h.helicsBrokerFree(broker)
+    values = ["", "x", '{"671.a": [1.5, 0.0]}' * 300, "Δt = 900 s, ρ_eq", "y" * 70_001]
+
+    def echo_every_value() -> list[tuple[str, str]]:
+        import helics as h
+
+        from lemcosim.federates.common.app import _input_string
+
+        broker = h.helicsCreateBroker("zmq", f"b{secrets.token_hex(4)}",
+                                      f"-f 1 --port={port} --local_interface=127.0.0.1 --timeout=20s")
+        info = h.helicsCreateFederateInfo()
+        h.helicsFederateInfoSetCoreTypeFromString(info, "zmq")
+        h.helicsFederateInfoSetCoreInitString(
+            info, f"--federates=1 --broker_address=tcp://127.0.0.1:{port} "
+                  "--local_interface=127.0.0.1 --timeout=20s")
+        fed = h.helicsCreateValueFederate(f"f{secrets.token_hex(4)}", info)
+        read = []
+        try:
+            pub = h.helicsFederateRegisterGlobalPublication(fed, "echo", h.HELICS_DATA_TYPE_STRING, "")
+            sub = h.helicsFederateRegisterSubscription(fed, "echo", "")
+            h.helicsFederateEnterExecutingMode(fed)
+            for t, value in enumerate(values, start=1):
+                h.helicsPublicationPublishString(pub, value)
+                h.helicsFederateRequestTime(fed, float(t))
+                read.append((_input_string(h, sub), h.helicsInputGetString(sub)))
+        finally:
+            h.helicsFederateDisconnect(fed)
+            h.helicsFederateFree(fed)
+            h.helicsBrokerWaitForDisconnect(broker, 5000)
+            h.helicsBrokerFree(broker)
+        return read
+
+    assert in_child_process(echo_every_value) == [(value, value) for value in values]
