@@ -15,19 +15,14 @@ three processes; each such wake waits its thread's share of the run queue.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def progress(out: Path) -> int:
-    try:
-        return int(json.loads((out / "logs" / "amm.progress").read_text())["window"])
-    except (OSError, ValueError, KeyError):
-        return -1
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from year import amm_window, federation_pids  # noqa: E402
 
 
 def snapshot(pids: dict[str, int]) -> dict[tuple[str, str], tuple[str, int, int, int]]:
@@ -62,12 +57,8 @@ def main() -> None:
     first = last = None
     start_window, end_window = 100, args.windows - 50
     while proc.poll() is None:
-        if not pids and (out / "logs" / "pids.json").exists():
-            try:
-                pids = json.loads((out / "logs" / "pids.json").read_text())
-            except json.JSONDecodeError:
-                pass  # being written
-        window = progress(out)
+        pids = pids or federation_pids(out)
+        window = amm_window(out)
         if pids and first is None and window >= start_window:
             first = (window, time.perf_counter(), snapshot(pids))
         if first is not None and last is None and window >= end_window:

@@ -72,6 +72,15 @@ def proc_status_kb(pid: int) -> dict[str, int]:
             if k in ("VmRSS", "VmHWM")}
 
 
+def federation_pids(out: Path) -> dict[str, int]:
+    """Federate (and broker) name → PID, from the runner's logs/pids.json; {} before it is
+    written (or while it is being written)."""
+    try:
+        return json.loads((out / "logs" / "pids.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def amm_window(out: Path) -> int:
     """The last window the market completed (its progress file), −1 before it starts."""
     try:
@@ -116,14 +125,10 @@ def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, Watc
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watch = Watch()
-    pids_file = out / "logs" / "pids.json"
     pids = {"runner": proc.pid}
     while proc.poll() is None:
-        if len(pids) == 1 and pids_file.exists():
-            try:
-                pids |= json.loads(pids_file.read_text())
-            except json.JSONDecodeError:
-                pass  # being written
+        if len(pids) == 1:
+            pids |= federation_pids(out)
         watch.sample(time.perf_counter() - start, amm_window(out), pids)
         time.sleep(SAMPLE_S)
     wall = time.perf_counter() - start
