@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from floors import opendss_floor, pingpong_floor  # noqa: E402
+from floors import floor_placement, opendss_floor, pingpong_floor  # noqa: E402
 
 from lemcosim.analysis import load_run  # noqa: E402
 from lemcosim.runner.validate import load_scenario  # noqa: E402
@@ -146,7 +146,13 @@ def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) 
         solve_inside = float(step_after_request_s(amm, grid_fed).sum())
         helics_rt = (float(amm["round_trip_s"].sum()) - serve - solve_inside) / round_trips
         k = int(min(round_trips, FLOOR_MAX))
-        ping = pingpong_floor(k, core=core) / k
+        placement = floor_placement(run_dir)
+        ping = pingpong_floor(k, core=core, placement=placement) / k
+        where = (f"placed as the run: market and broker on CPU {placement['ping']}, grid on "
+                 f"{placement['pong']}" if placement else "unplaced, as the run")
+        print(f"  bare ping-pong ({where}) {ping * 1e3:.3f} ms per round trip"
+              + (f"; unplaced {pingpong_floor(k, core=core) / k * 1e3:.3f} ms" if placement
+                 else ""))
         print(f"  HELICS per round trip {helics_rt * 1e3:.3f} ms (market's round trip less the "
               f"grid's serving, {serve / round_trips * 1e3:.3f} ms, and its window solve after "
               f"the request left, {solve_inside / round_trips * 1e3:.3f} ms) vs bare ping-pong "

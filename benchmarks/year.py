@@ -8,8 +8,9 @@ Runs `lemcosim run year_ieee13` (all 35,040 windows, or the first N) and prints:
 cost per window, peak RSS of every process (VmHWM), log bytes per window, the share of approved
 energy settled through the pool by month (`lemcosim.analysis.pool_share_by_month`), and the
 ratio of the wall time to a floor: a bare opendssdirect loop doing as many power flows as the
-grid did plus a bare 2-federate HELICS ping-pong doing as many round trips as the market's queries
-(benchmarks/floors.py). `--floor-max` measures at most N of each and scales linearly (said so).
+grid did plus a bare 2-federate HELICS ping-pong doing as many round trips as the market's queries,
+on the CPUs the run placed the market, the grid and the broker on (benchmarks/floors.py).
+`--floor-max` measures at most N of each and scales linearly (said so).
 
 Memory: every 0.2 s it reads each process's current RSS (VmRSS in /proc/PID/status; the
 federates, the broker and the runner) with the market's progress (logs/amm.progress: the last
@@ -42,7 +43,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from floors import opendss_floor, pingpong_floor  # noqa: E402
+from floors import floor_placement, opendss_floor, pingpong_floor  # noqa: E402
 
 from lemcosim.analysis import load_run, pool_share_by_month  # noqa: E402
 
@@ -290,7 +291,7 @@ def main() -> None:
     if args.floor_max:
         n_solves, n_trips = min(solves, args.floor_max), min(round_trips, args.floor_max)
     dss_measured_s, converged = opendss_floor("ieee13", n_solves)
-    ping_measured_s = pingpong_floor(n_trips) if n_trips else 0.0
+    ping_measured_s = pingpong_floor(n_trips, placement=floor_placement(out)) if n_trips else 0.0
     dss_s = dss_measured_s * solves / max(n_solves, 1)
     ping_s = ping_measured_s * round_trips / max(n_trips, 1)
     scaled = n_solves < solves or n_trips < round_trips

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
+import shutil
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ from typing import Any
 
 import yaml
 
+from lemcosim.federates.common.clock import SERVER_OUTPUT_DELAY_S
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.interfaces import interfaces_of
 from lemcosim.runner.hosts import broker_commands, host_parts
+from lemcosim.runner.placement import BROKER, available_cpus, cpu_placement, placed
 from lemcosim.runner.schema import Scenario
 
 # federate type → python module run as `python -m MODULE CONFIG`
@@ -34,6 +37,8 @@ MODULES = {
 # interruptible federates are woken by every value/message (servers, recorders); the rest step
 # exactly on their own times
 INTERRUPTIBLE = {"recorder", "grid"}
+# federates that answer queries send with an output delay (clock.py, SERVER_OUTPUT_DELAY_S)
+DELAYED_OUTPUT = {"grid"}
 
 
 @dataclass
@@ -337,7 +342,10 @@ def compose(
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
     if not parts:
-        broker_exec = broker_command(scenario, len(plans), port, helics_bin, global_time)
+        placement = run_placement(scenario, plans)
+        commands = {name: placed(cmd, placement.get(name)) for name, cmd in commands.items()}
+        broker_exec = placed(broker_command(scenario, len(plans), port, helics_bin, global_time),
+                             placement.get(BROKER))
         runner_path = _write_runner(out_dir / "runner.json", scenario.name, out_dir,
                                     [("broker", broker_exec)], plans, commands)
         return Composition(out_dir, port, plans, configs, runner_path, broker_exec, commands,
@@ -356,6 +364,19 @@ def compose(
     return chosen
 
 
+def run_placement(scenario: Scenario, plans: list[FederatePlan]) -> dict[str, list[int]]:
+    """`helics.cpu_placement` for a one-host run (runner/placement.py)."""
+    setting = scenario.helics.cpu_placement
+    if scenario.hosts:
+        if isinstance(setting, dict):
+            raise LemcosimError("helics.cpu_placement: a mapping places the processes of a "
+                                "one-host run; a run on several hosts takes auto or off")
+        return {}
+    if setting == "auto" and shutil.which("taskset") is None:
+        return {}
+    return cpu_placement(setting, plans, available_cpus())
+
+
 def _write_runner(path: Path, name: str, run_dir: Path, brokers: list[tuple[str, str]],
                   plans: list[FederatePlan], commands: dict[str, str]) -> Path:
     """A runner file that `helics run --path` launches as it is."""
@@ -369,11 +390,13 @@ def _write_runner(path: Path, name: str, run_dir: Path, brokers: list[tuple[str,
 
 def _helics_config(scenario: Scenario, plan: FederatePlan, run_dir: Path, port: int,
                    address: str = "127.0.0.1") -> dict:
+    delay = {"outputDelay": SERVER_OUTPUT_DELAY_S} if plan.type in DELAYED_OUTPUT else {}
     return {
         "name": plan.name,
         "coreType": scenario.helics.core_type,
         "coreInitString": core_init(scenario, port, address),
         "uninterruptible": not interruptible(plan),
+        **delay,
         "terminate_on_error": True,
         "publications": plan.publications,
         "subscriptions": plan.subscriptions,

@@ -23,6 +23,7 @@ from pydantic import (
 
 from lemcosim.federates.amm.config import AmmConfig
 from lemcosim.federates.auction.config import AuctionConfig
+from lemcosim.federates.common.clock import MIN_SUBSTEP_S, SERVER_OUTPUT_DELAY_S
 from lemcosim.federates.fsvr_controller.config import FsvrControllerConfig
 from lemcosim.federates.prosumers.config import PopulationConfig
 from lemcosim.runner.hosts import HostConfig
@@ -57,6 +58,10 @@ class TimeConfig(Strict):
             self.windows = 96
         if self.substep_s * 4 > self.window_s:
             raise ValueError("substep_s must be far below window_s")
+        if self.substep_s < MIN_SUBSTEP_S:
+            raise ValueError(f"substep_s = {self.substep_s:g} s is below {MIN_SUBSTEP_S:g} s: the "
+                             f"grid's answers come {SERVER_OUTPUT_DELAY_S:g} s after it acts "
+                             "(federates/common/clock.py)")
         return self
 
 
@@ -79,9 +84,22 @@ class HelicsConfig(Strict):
         20.0, description="a federation in which every federate has waited this long in a time "
         "request, none granted, is stalled by HELICS: the runner stops it and goes on from the "
         "last checkpoint (or from the start)")
+    cpu_placement: Literal["auto", "off"] | dict[str, list[NonNegativeInt]] = Field(
+        "auto", description="which CPUs each process may use (`taskset -c`, Linux). auto: the "
+        "grid a market asks for approval gets a CPU of its own, the broker and every other "
+        "federate share the rest (on 2 cores a window of year_ieee13 took 8.2 instead of 9.5 ms; "
+        "docs/performance.md); nothing on one CPU, without such a market, on several hosts or "
+        "without taskset. off: the scheduler decides. A mapping such as {grid: [1], broker: [0], "
+        "amm: [0]} places the named processes (`broker` and launched federates; one host)")
     stall_restarts: NonNegativeInt = Field(
         3, description="restarts after a stall from the same checkpoint before the run fails "
         "(0: a stall runs into timeout_s); a restart that got further resets the count")
+
+    @field_validator("cpu_placement", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false (and `on` as true)
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
 
 
 class LogsConfig(Strict):

@@ -38,6 +38,11 @@ CASES = [
      ["{f}:2", "key time", "give `windows` or `duration_s`, not both"]),
     ("name: x\ntime:\n  duration_s: 1000\n", ["{f}:2", "key time",
                                               "not a whole number of windows"]),
+    # the grid answers 1 µs after it acts (clock.py): a sub-step must leave room for that
+    ("name: x\ntime:\n  substep_s: 1.0e-5\n", ["{f}:2", "key time", "substep_s = 1e-05 s is "
+                                                "below 0.0001 s", "1e-06 s after it acts"]),
+    ("name: x\nhelics:\n  cpu_placement: sometimes\n",
+     ["{f}:3", "key helics.cpu_placement", "given 'sometimes'", "'auto' or 'off'"]),
     ("description: no name\n", ["{f}", "key name: required but not given"]),
     ("name: x\nhelics:\n  core_type: udp\n", ["{f}:3", "key helics.core_type", "given 'udp'",
                                               "'zmq' or 'tcp'"]),

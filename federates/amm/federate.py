@@ -34,6 +34,8 @@ from lemcosim.federates.common.clock import (
     CONTROLLER_SUBSTEP,
     GRID_SUBSTEP,
     MARKET_SUBSTEP,
+    SERVER_OUTPUT_DELAY_S,
+    WindowClock,
     first_request_substep,
 )
 from lemcosim.federates.common.errors import LemcosimError
@@ -53,6 +55,11 @@ class AmmFederate(FederateModel):
     # grid's window solve at k = 1; the first batch goes at k = 1 (served after that solve),
     # everything else from k = 2
     substep = GRID_SUBSTEP
+
+    def step_time_s(self, clock: WindowClock, window: int) -> float:
+        # just after the grid's step: the first batch then wakes the grid with one hand-off
+        # (clock.py, SERVER_OUTPUT_DELAY_S)
+        return clock.time_of(window, self.substep) + SERVER_OUTPUT_DELAY_S
 
     def __init__(self, settings: FederateSettings) -> None:
         self.name = settings.name
@@ -429,7 +436,7 @@ class AmmFederate(FederateModel):
             # trip is its work, not HELICS's (benchmarks/cosim.py)
             ctx.stats.setdefault("first_request_at_s", time.time())
             for _ in range(max_substeps):
-                ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
+                ctx.advance_to(ctx.clock.next_substep_s(ctx.time_s))
                 granted_at = time.time()  # reading and decoding the answer is the market's work
                 for _, text, _ in ctx.receive(f"{self.name}/dso"):
                     answer = json.loads(text)

@@ -71,6 +71,10 @@ class FederateModel:
     substep: int = 0
     interruptible: bool = False
 
+    def step_time_s(self, clock: WindowClock, window: int) -> float:
+        """When in `window` the model acts: T_w + substep·δ unless it says otherwise."""
+        return clock.time_of(window, self.substep)
+
     def setup(self, ctx: FederateContext) -> None:
         """Called once in executing mode, before the first window."""
 
@@ -308,9 +312,9 @@ def run_federate(config_path: str | Path, make_model: Callable[[FederateSettings
             if checkpoint_every and model.resumable and window > first and window % checkpoint_every == 0:
                 ctx.at_boundary = (settings.clock.time_of(window), _checkpoint(ctx, model, window - 1))
             if pace is not None:
-                ctx.heartbeat.pacing(settings.clock.time_of(window, model.substep))
+                ctx.heartbeat.pacing(model.step_time_s(settings.clock, window))
                 pace.wait_for(window, ctx.stats)
-            ctx.advance_to(settings.clock.time_of(window, model.substep), interrupt)
+            ctx.advance_to(model.step_time_s(settings.clock, window), interrupt)
             model.on_window(ctx, window)
             if profile:  # since the last mark: the previous window's log write, then this window
                 now = time.perf_counter()
