@@ -12,7 +12,7 @@ flows (and how many did not converge); per federate work / HELICS wait / I/O and
 first, middle and last window; the HELICS cost of a round trip (the market's round-trip time less
 the grid's time serving it and the part of its window solve after the request left; and the two
 hand-offs alone, from wall-clock stamps of both federates) against a bare 2-federate ping-pong on
-the same core, and the grid's
+the same core and CPUs, with the run's message sizes and with 1-byte messages, and the grid's
 time per power flow against a bare opendssdirect solve (benchmarks/floors.py), both measured in
 this run; the window's wall time extrapolated to a year of 35,040 windows (an extrapolation, not
 a run). `--prosumers 60 600 6000` repeats the run with the population scaled (every group's count
@@ -112,6 +112,14 @@ def first_round_trip_hops_ms(amm, grid) -> tuple[float, float, float] | None:
                   * 1e3))
 
 
+def message_sizes(amm: pd.DataFrame) -> tuple[int, int]:
+    """Mean bytes of the market's requests and of the answers it received (the floor's sizes)."""
+    if "bytes_sent" not in amm or not amm["messages_sent"].sum():
+        return 1, 1
+    return (round(amm["bytes_sent"].sum() / amm["messages_sent"].sum()),
+            round(amm["bytes_received"].sum() / max(amm["messages_received"].sum(), 1)))
+
+
 def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) -> dict:
     m = measure(run_dir)
     per_fed, grid = m["per_fed"], m["grid"]
@@ -147,26 +155,32 @@ def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) 
         helics_rt = (float(amm["round_trip_s"].sum()) - serve - solve_inside) / round_trips
         k = int(min(round_trips, FLOOR_MAX))
         placement = floor_placement(run_dir)
+        sizes = message_sizes(amm)
         ping = pingpong_floor(k, core=core, placement=placement) / k
+        ping_sized = pingpong_floor(k, core=core, placement=placement, payload_bytes=sizes) / k
         where = (f"placed as the run: market and broker on CPU {placement['ping']}, grid on "
                  f"{placement['pong']}" if placement else "unplaced, as the run")
-        print(f"  bare ping-pong ({where}) {ping * 1e3:.3f} ms per round trip"
+        print(f"  bare ping-pong ({core}, {where}): {ping_sized * 1e3:.3f} ms per round trip "
+              f"with the run's message sizes ({sizes[0] / 1e3:.1f} kB request, "
+              f"{sizes[1] / 1e3:.1f} kB answer), {ping * 1e3:.3f} ms with 1-byte messages"
               + (f"; unplaced {pingpong_floor(k, core=core) / k * 1e3:.3f} ms" if placement
                  else ""))
         print(f"  HELICS per round trip {helics_rt * 1e3:.3f} ms (market's round trip less the "
               f"grid's serving, {serve / round_trips * 1e3:.3f} ms, and its window solve after "
-              f"the request left, {solve_inside / round_trips * 1e3:.3f} ms) vs bare ping-pong "
-              f"({core}) {ping * 1e3:.3f} ms: {helics_rt / ping:.2f}x")
-        out |= {"helics_rt_ms": helics_rt * 1e3, "pingpong_ms": ping * 1e3}
+              f"the request left, {solve_inside / round_trips * 1e3:.3f} ms): "
+              f"{helics_rt / ping_sized:.2f}x the sized ping-pong, {helics_rt / ping:.2f}x the "
+              f"1-byte one")
+        out |= {"helics_rt_ms": helics_rt * 1e3, "pingpong_ms": ping * 1e3,
+                "pingpong_sized_ms": ping_sized * 1e3}
         hops = first_round_trip_hops_ms(amm, grid_fed)
         if hops is not None:
             handoffs = hops[0] - hops[1] + hops[2]
             print(f"  HELICS hand-offs of the window's first round trip (wall clocks, medians): "
                   f"request sent → grid serving {hops[0]:.3f} ms less its window solve after the "
                   f"request left {hops[1]:.3f} ms, + answer sent → market has it {hops[2]:.3f} ms"
-                  f" = {handoffs:.3f} ms vs bare ping-pong {ping * 1e3:.3f} ms: "
-                  f"{handoffs / (ping * 1e3):.2f}x (the rest of the line above is both sides' "
-                  f"encoding, decoding and bookkeeping)")
+                  f" = {handoffs:.3f} ms: {handoffs / (ping_sized * 1e3):.2f}x the sized "
+                  f"ping-pong, {handoffs / (ping * 1e3):.2f}x the 1-byte one (the rest of the "
+                  f"line above is both sides' encoding, decoding and bookkeeping)")
             out["handoffs_ms"] = handoffs
     if flows:
         grid_work = float(per_fed.loc["grid"]["work_s"].sum())

@@ -46,7 +46,8 @@ def opendss_floor(network: str, solves: int) -> tuple[float, int]:
 
 
 def _federate(name: str, broker: str, round_trips: int, ready, core: str = "zmq",
-              payload_bytes: int = 1, elapsed=None, cpus: Sequence[int] | None = None) -> None:
+              payload_bytes: int | tuple[int, int] = 1, elapsed=None,
+              cpus: Sequence[int] | None = None) -> None:
     if cpus:  # before HELICS starts its threads: they inherit it
         os.sched_setaffinity(0, cpus)
     import helics as h
@@ -61,7 +62,9 @@ def _federate(name: str, broker: str, round_trips: int, ready, core: str = "zmq"
     ep = h.helicsFederateRegisterEndpoint(fed, "ep", "")
     h.helicsFederateEnterExecutingMode(fed)
     ready.set()
-    payload = b"q" * max(payload_bytes, 1)
+    request_bytes, answer_bytes = (payload_bytes if isinstance(payload_bytes, tuple)
+                                   else (payload_bytes, payload_bytes))
+    payload = b"q" * max(request_bytes if name == "ping" else answer_bytes, 1)
     if name == "ping":
         t = 0.0
         started = time.perf_counter()
@@ -97,9 +100,10 @@ def floor_placement(run_dir: Path, market: str = "amm", server: str = "grid") ->
 
 
 def pingpong_floor(round_trips: int, port: int | None = None, core: str = "zmq",
-                   payload_bytes: int = 1,
+                   payload_bytes: int | tuple[int, int] = 1,
                    placement: Mapping[str, Sequence[int]] | None = None) -> float:
-    """Seconds for `round_trips` HELICS message round trips between two bare federates."""
+    """Seconds for `round_trips` HELICS message round trips between two bare federates;
+    `payload_bytes`: of each message, or (request, answer)."""
     import helics as h
 
     from lemcosim.runner.compose import free_port

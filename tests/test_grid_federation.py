@@ -10,6 +10,7 @@ import pytest
 from helpers import TESTS, assert_no_process_left, lemcosim, write_scenario
 
 from lemcosim.analysis import load_run
+from lemcosim.federates.common.clock import SERVER_OUTPUT_DELAY_S
 
 pytestmark = pytest.mark.federation
 CLIENT = TESTS / "federates" / "query_client.py"
@@ -50,9 +51,10 @@ def test_prosumers_feed_the_grid_which_answers_queries(tmp_path, run_dir):
     got = json.loads(answers.read_text())
     queries = [a for a in got if str(a["answer"]["id"]).startswith("q")]
     assert [a["answer"]["id"] for a in queries] == ["q0", "q1", "q2", "q3"]
-    # answered in the sub-step it was asked (T_w + 2δ), without touching the committed window
+    # answered in the sub-step it was asked (T_w + 2δ, stamped + ε: the grid's output delay of
+    # 1 µs), without touching the committed window
     for a in queries:
-        assert a["time"] == pytest.approx(a["window"] * 900 + 2e-3)
+        assert a["time"] == pytest.approx(a["window"] * 900 + 2e-3 + SERVER_OUTPUT_DELAY_S)
     assert queries[0]["answer"]["losses_kw"] == pytest.approx(losses[0], rel=1e-6)  # no extra
     assert queries[3]["answer"]["losses_kw"] > losses[3]  # 600 kW more load
     control = next(a["answer"] for a in got if a["answer"]["id"] == "c1")

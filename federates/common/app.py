@@ -203,9 +203,10 @@ class FederateContext:
 
     def send(self, endpoint: str, destination: str, payload: Any) -> None:
         ep = self._lookup(self.endpoints, endpoint, "endpoint")
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        self._h.helicsEndpointSendBytesTo(ep, data.encode(), destination)
+        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+        self._h.helicsEndpointSendBytesTo(ep, data, destination)
         self.stats["messages_sent"] += 1
+        self.stats["bytes_sent"] += len(data)
 
     def receive(self, endpoint: str) -> list[tuple[str, str, float]]:
         """Every pending message on an endpoint as (source, text, time_s)."""
@@ -222,6 +223,7 @@ class FederateContext:
             )
             self._h.helicsMessageFree(msg)  # the federate keeps every message until freed
         self.stats["messages_received"] += len(out)
+        self.stats["bytes_received"] += sum(len(text) for _, text, _ in out)  # JSON: ASCII
         return out
 
     def defer(self, work: Callable[[], None]) -> None:
