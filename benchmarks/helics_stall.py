@@ -1,6 +1,6 @@
 """How often HELICS stalls the FSVR-assist federation, by time coordination, beside a busy core.
 
-usage: python benchmarks/helics_stall.py [--runs N] [--scenario NAME] [--idle]
+usage: python benchmarks/helics_stall.py [--runs N] [--scenario NAME] [--idle] [--set KEY=VALUE ...]
 
 Runs SCENARIO (default ch5_ieee13_all_buyer_fsvr: market, grid and the FSVR controller in
 assist mode, two interruptible federates that wake each other) N times (default 12) under each
@@ -23,12 +23,13 @@ from pathlib import Path
 STALL = "every running federate waits in a time request"
 
 
-def one_run(scenario: str, coordination: str, out: Path) -> str:
+def one_run(scenario: str, coordination: str, out: Path, overrides: list[str]) -> str:
     """'finished', 'stalled' or 'failed: <last line>'."""
     proc = subprocess.run(
         [sys.executable, "-m", "lemcosim.runner.cli", "run", scenario, "--out", str(out),
          "--no-progress", "--set", f"helics.time_coordination={coordination}",
-         "--set", "helics.stall_restarts=0", "--set", "helics.timeout_s=20"],
+         "--set", "helics.stall_restarts=0", "--set", "helics.timeout_s=20",
+         *(arg for o in overrides for arg in ("--set", o))],
         capture_output=True, text=True, timeout=120)
     if proc.returncode == 0:
         return "finished"
@@ -42,12 +43,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=12)
     parser.add_argument("--scenario", default="ch5_ieee13_all_buyer_fsvr")
     parser.add_argument("--idle", action="store_true", help="no busy core beside the runs")
+    parser.add_argument("--set", action="append", default=[], dest="overrides",
+                        help="a scenario override for every run, e.g. helics.cpu_placement=off")
     args = parser.parse_args()
     busy = None if args.idle else subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for coordination in ("distributed", "global"):
-                outcomes = [one_run(args.scenario, coordination, Path(tmp) / f"{coordination}{k}")
+                outcomes = [one_run(args.scenario, coordination, Path(tmp) / f"{coordination}{k}",
+                                    args.overrides)
                             for k in range(args.runs)]
                 stalled = outcomes.count("stalled")
                 finished = outcomes.count("finished")
