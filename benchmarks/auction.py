@@ -56,6 +56,9 @@ from lemcosim.federates.auction.keys import Encryptor, generate_key_set
 from lemcosim.federates.auction.obfuscation import ObfuscatorPool
 from lemcosim.federates.auction.settlement import net_masked_amounts
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runs import run_command  # noqa: E402
+
 OBFUSCATORS_PER_MEMBER = 5  # 2 bid curves; settlement: b(MCP), s(MCP) and one mask
 
 
@@ -206,9 +209,7 @@ def federation(n: int, windows: int, levels: int, key_bits: int, out: Path) -> d
                  *(f"prosumers.groups.{i}.count={c}" for i, c in enumerate(counts))]
     run_dir = out / f"federation_{n}"
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "lemcosim.runner.cli", "run",
-                             "ch6_cigre_lv_10k", "--out", str(run_dir), "--no-progress",
-                             *(arg for o in overrides for arg in ("--set", o))],
+    proc = subprocess.Popen(run_command("ch6_cigre_lv_10k", run_dir, overrides),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cpu_at_end: dict[int, tuple[float, float]] = {}  # window → CPU when every PT had ended it
     ends: dict[int, float] = {}

@@ -21,15 +21,17 @@ import pandas as pd
 
 from lemcosim.analysis import load_run
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runs import run_command  # noqa: E402
+
 
 def run(case: str, out: Path, windows: int, k_min: int, mode: str) -> pd.DataFrame:
     sets = {"time.windows": windows, "auction.cycle_windows": windows,
             "auction.keys_per_cycle": 1, "auction.key_bits": 512,
             "auction.allow_short_keys": "true", "auction.k_min": k_min,
             "auction.thin_slots": mode}
-    args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    subprocess.run([sys.executable, "-m", "lemcosim.runner.cli", "run", case, "--out", str(out),
-                    "--no-progress", *args], check=True, capture_output=True)
+    subprocess.run(run_command(case, out, [f"{k}={v}" for k, v in sets.items()]), check=True,
+                   capture_output=True)
     return load_run(out)
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import floor_placement, opendss_floor, pingpong_floor  # noqa: E402
+from runs import run_command  # noqa: E402
 
 from lemcosim.analysis import load_run  # noqa: E402
 from lemcosim.runner.validate import load_scenario  # noqa: E402
@@ -43,12 +44,9 @@ FLOOR_MAX = 2000  # round trips of the ping-pong floors; at most this many solve
 
 
 def run(scenario: str, windows: int, out: Path, overrides: list[str]) -> float:
-    cmd = [sys.executable, "-m", "lemcosim.runner.cli", "run", scenario, "--out", str(out),
-           "--no-progress", "--set", f"time.windows={windows}"]
-    for override in overrides:
-        cmd += ["--set", override]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True,
+    proc = subprocess.run(run_command(scenario, out, overrides, windows), capture_output=True,
+                          text=True,
                           env=dict(os.environ, LEMCOSIM_PROFILE="1"))
     if proc.returncode != 0:
         raise SystemExit(f"run failed:\n{proc.stderr[-3000:]}")

@@ -20,16 +20,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runs import run_command  # noqa: E402
+
 STALL = "every running federate waits in a time request"
 
 
 def one_run(scenario: str, coordination: str, out: Path, overrides: list[str]) -> str:
     """'finished', 'stalled' or 'failed: <last line>'."""
     proc = subprocess.run(
-        [sys.executable, "-m", "lemcosim.runner.cli", "run", scenario, "--out", str(out),
-         "--no-progress", "--set", f"helics.time_coordination={coordination}",
-         "--set", "helics.stall_restarts=0", "--set", "helics.timeout_s=20",
-         *(arg for o in overrides for arg in ("--set", o))],
+        run_command(scenario, out, [f"helics.time_coordination={coordination}",
+                                    "helics.stall_restarts=0", "helics.timeout_s=20", *overrides]),
         capture_output=True, text=True, timeout=120)
     if proc.returncode == 0:
         return "finished"

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runs import run_command  # noqa: E402
 from year import amm_window, federation_pids  # noqa: E402
 
 
@@ -48,11 +49,8 @@ def main() -> None:
     if args.windows < 200:
         sys.exit("--windows: at least 200 (measured from window 100 to 50 before the end)")
     out = Path(tempfile.mkdtemp(prefix="lemcosim-threads-")) / "run"
-    cmd = [sys.executable, "-m", "lemcosim.runner.cli", "run", args.scenario, "--out", str(out),
-           "--no-progress", "--set", f"time.windows={args.windows}"]
-    for override in args.overrides:
-        cmd += ["--set", override]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(run_command(args.scenario, out, args.overrides, args.windows),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     pids: dict[str, int] = {}
     first = last = None
     start_window, end_window = 100, args.windows - 50

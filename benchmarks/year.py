@@ -44,6 +44,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floors import floor_placement, opendss_floor, pingpong_floor  # noqa: E402
+from runs import run_command  # noqa: E402
 
 from lemcosim.analysis import load_run, pool_share_by_month  # noqa: E402
 
@@ -119,12 +120,9 @@ class Watch:
 
 def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, Watch]:
     """Run the scenario, sampling its processes every SAMPLE_S: the wall seconds and the samples."""
-    cmd = [sys.executable, "-m", "lemcosim.runner.cli", "run", "year_ieee13", "--out", str(out),
-           "--no-progress", "--set", f"time.windows={windows}"]
-    for override in overrides:
-        cmd += ["--set", override]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(run_command("year_ieee13", out, overrides, windows),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watch = Watch()
     pids = {"runner": proc.pid}
     while proc.poll() is None:

@@ -118,12 +118,18 @@ def _resume(args: argparse.Namespace) -> int:
     names = (scenario.hosts[args.host].federates if args.host in scenario.hosts
              else [p.name for p in plan_federates(scenario)])
     after = resume_window(logs, names)
-    for stale in logs.glob("*.error"):
-        stale.unlink()
+    _clear_errors(logs)
     comp = compose(scenario, scenario.model_dump(mode="json"), run_dir, host=args.host,
                    resume_after=after)
     console.print(f"resuming {scenario.name!r} after window {after} of {scenario.windows}")
     return _launch(args, scenario, comp)
+
+
+def _clear_errors(logs: Path) -> None:
+    """Remove the failure reports of an earlier attempt (`*.error`): a run that goes on anew
+    must not be blamed on them."""
+    for stale in logs.glob("*.error"):
+        stale.unlink()
 
 
 def _restart_after_stall(scenario, comp):
@@ -141,8 +147,7 @@ def _restart_after_stall(scenario, comp):
     if after < 0:
         shutil.rmtree(logs)
     else:
-        for stale in logs.glob("*.error"):
-            stale.unlink()
+        _clear_errors(logs)
     return compose(scenario, scenario.model_dump(mode="json"), comp.run_dir, port=None,
                    resume_after=after if after >= 0 else None), after
 
