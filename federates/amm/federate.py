@@ -42,8 +42,11 @@ from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.prosumers.population import checked_positions, merge_positions
 
 # intents per batch: a small market sends all its transactions at once, a large one adapts to
-# where its batches stop matching the grid's evaluation
-_MIN_BATCH, _MAX_BATCH = 256, 4096
+# where its batches stop matching the grid's evaluation. Each intent past a mismatch costs a
+# wasted speculation and power flow: at 6,000 prosumers on an April noon (a mismatch every ~60
+# transactions) a floor of 64 made a window 627 ms, 256 made it 932 ms; 64 still holds a market
+# of 60 prosumers (~58 transactions) in one batch
+_MIN_BATCH, _MAX_BATCH = 64, 4096
 _TX_NUMBERS = ("e_kwh", "m", "rho", "rho_eff", "rho_es", "d_loss_kwh", "price_after",
                "utility_kwh")
 _UNITS = {"e_kwh": "kWh", "m": "M", "rho": "M/kWh", "rho_eff": "M/kWh", "rho_es": "M/kWh",
@@ -348,10 +351,9 @@ class AmmFederate(FederateModel):
         asked = 0
         for tx in txs:
             before = len(fork.intent_log)
-            result = fork.transact(tx)
-            if result.decided_by == "storage" and book.loss_compensation:
-                # ΔLoss of the trades before it, unknown yet, moves ES_cont: decide it for real
-                break
+            # a storage limit the fork decides without ΔLoss (it knows none) is usually the real
+            # one too; where ΔLoss decides it otherwise, the replay finds the mismatch there
+            fork.transact(tx)
             asked += sum(not i.local for i in fork.intent_log[before:])
             if asked >= self._batch:
                 break
