@@ -11,12 +11,15 @@ as 112.345679), so ΔLoss of each window's first trade moved by up to 5e-7 kW·�
 file was captured again when the market began to publish its ESUs' utility exchange at T_w (the
 grid's window solve includes it; before, the grid re-solved its base state a sub-step later):
 PLoss_0 is then found from another starting point of the solver; every decision and text was
-unchanged and every number within `TOLERANCE` of the file it replaces. They are
-compared by tests/test_ch3_cases.py and tests/test_quickstart.py: exactly (floats as JSON
-round-trips them) with `after_refusal: stop`, which makes the grid solve the very power flows of
-one query per transaction in their order; with the default `continue`, a batch may make the grid solve an
-intent the market then does not use, which moves OpenDSS's starting point for the next solve
-(the solver stops at 1e-8): decisions and texts stay identical, numbers agree to `TOLERANCE`.
+unchanged and every number within `TOLERANCE` of the file it replaces.
+reference_quickstart_storage.json (quickstart's ESUs at 10 and 6 kW, 64 windows, `after_refusal:
+stop`: 27 storage limits) was captured from commit ed5651f, whose market ended a batch at each
+storage limit. They are compared by tests/test_ch3_cases.py and tests/test_quickstart.py: exactly
+(floats as JSON round-trips them) with `after_refusal: stop`, which makes the grid solve the very
+power flows of one query per transaction in their order; with the default `continue`, a batch may
+make the grid solve an intent the market then does not use, which moves OpenDSS's starting point
+for the next solve (the solver stops at 1e-8): decisions and texts stay identical, numbers agree
+to `TOLERANCE`.
 """
 
 from __future__ import annotations

@@ -81,3 +81,21 @@ def test_batches_that_stop_at_each_refusal_give_one_query_per_transaction_bit_fo
     # by default each transaction logs its grid answer's extremes (amm.log_answer_detail)
     tx = load_run(run_dir, federates=["amm"], quantities=["v_min", "v_min_at", "approval_rule"])
     assert set(tx.quantity) == {"v_min", "v_min_at", "approval_rule"}
+
+
+def test_storage_limits_inside_a_batch_decide_as_ending_the_batch_at_each_did(run_dir):
+    # ESUs of 10 and 6 kW: 27 sellers in 64 windows hit a storage limit (with loss compensation,
+    # ΔLoss moves ES_cont and the market's fork knows none). The market ended its batch at each
+    # one before commit 14d4096; tests/data/reference_quickstart_storage.json is this run on its
+    # parent, ed5651f. The fork now decides those limits without ΔLoss and goes on.
+    proc = lemcosim("run", "quickstart", "--out", str(run_dir), "--no-progress",
+                    "--set", "time.windows=64", "--set", "amm.after_refusal=stop",
+                    "--set", "amm.esus.0.power_kw=10", "--set", "amm.esus.1.power_kw=6")
+    assert proc.returncode == 0, proc.stderr
+    assert_same_results(run_dir, "quickstart_storage")  # bit for bit
+    df = load_run(run_dir)
+    reasons = df[(df.federate == "amm") & (df.quantity == "reason")].text
+    assert reasons.str.contains("would have to").sum() == 27
+    # 577 batches before (one more after each storage limit a batch reached), 556 now
+    queries = df[(df.federate == "grid") & (df.quantity == "query_requests")].value.sum()
+    assert queries == 556
