@@ -341,8 +341,8 @@ def compose(
     global_time = global_time_coordination(scenario, plans)
     (out_dir / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     (out_dir / "versions.json").write_text(json.dumps(versions(), indent=2))
+    placement = run_placement(scenario, plans)  # {} on several hosts
     if not parts:
-        placement = run_placement(scenario, plans)
         commands = {name: placed(cmd, placement.get(name)) for name, cmd in commands.items()}
         broker_exec = placed(broker_command(scenario, len(plans), port, helics_bin, global_time),
                              placement.get(BROKER))

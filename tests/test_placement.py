@@ -82,6 +82,18 @@ def test_the_composed_commands_carry_the_placement(tmp_path):
     assert read_placement(json.loads(comp.runner_path.read_text())) == {}
 
 
+def test_several_hosts_take_auto_or_off_but_no_mapping(tmp_path):
+    hosts = ("hosts={a: {address: 192.0.2.1, federates: [grid, amm], root: true}, "
+             "b: {address: 192.0.2.2, federates: [prosumers, recorder]}}")
+    scenario, _ = load_scenario("quickstart", [hosts, "helics.broker_port=23600"])
+    comp = compose(scenario, scenario.model_dump(mode="json"), tmp_path / "auto")
+    assert all("taskset" not in command for command in comp.commands.values())
+    scenario, _ = load_scenario("quickstart", [hosts, "helics.broker_port=23600",
+                                               "helics.cpu_placement={grid: [1]}"])
+    with pytest.raises(LemcosimError, match="a run on several hosts takes auto or off"):
+        compose(scenario, scenario.model_dump(mode="json"), tmp_path / "mapping")
+
+
 def test_a_bad_placement_is_a_clear_error(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "lemcosim.runner.cli", "run", "year_ieee13", "--out",
