@@ -1,12 +1,14 @@
 """Which CPUs each process of a run may use (`helics.cpu_placement`, docs/performance.md).
 
 A market ⇄ grid round trip wakes about eight threads in three processes (the market, the broker,
-the grid, each with HELICS' core and zmq threads). Left to the scheduler on 2 cores, they wait
-for a core and migrate between cores at every hand-off. `auto` gives the grid a core of its own
-and the rest of the run (broker, market, populations) the others: on 2 cores a window of
-year_ieee13 took 8.2 instead of 9.5 ms and the two hand-offs of a round trip 1.0 instead of
-1.5 ms (the bare ping-pong placed alike: 0.64 against 0.80 ms). The placement is a `taskset -c`
-in front of each command, so `helics run --path RUN/runner.json` applies it too.
+the grid, each with HELICS' core and zmq threads), and the grid's work is the longest stretch of
+a window. Left to the scheduler on 2 cores, all of them share both cores. `auto` gives the grid a
+core of its own and the rest of the run (broker, market, populations) the others: on 2 cores a
+window of year_ieee13 took 8.2 instead of 9.5 ms and the two hand-offs of a round trip 1.0
+instead of 1.5 ms (the bare ping-pong placed alike: 0.64 against 0.80 ms). The threads sharing a
+core wait longer for it, the grid's main thread hardly at all (benchmarks/threads.py). The
+placement is a `taskset -c` in front of each command, so `helics run --path RUN/runner.json`
+applies it too.
 """
 
 from __future__ import annotations
