@@ -104,6 +104,23 @@ def test_a_bad_placement_is_a_clear_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def _kernel_list(cpus: list[int]) -> str:
+    """CPUs as /proc writes them: runs of consecutive CPUs as ranges ([0, 1, 2, 5] → "0-2,5")."""
+    runs: list[list[int]] = []
+    for cpu in cpus:
+        if runs and cpu == runs[-1][-1] + 1:
+            runs[-1].append(cpu)
+        else:
+            runs.append([cpu])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
+def test_cpu_lists_read_as_the_kernel_writes_them():
+    assert _kernel_list([1]) == "1"
+    assert _kernel_list([0, 1, 2, 5]) == "0-2,5"
+    assert _kernel_list([0, 2]) == "0,2"
+
+
 def _allowed(pid: int) -> set[str]:
     """The CPU lists every thread of `pid` may run on."""
     lists = set()
@@ -122,8 +139,7 @@ def _allowed(pid: int) -> set[str]:
                     reason="needs 2 CPUs and taskset")
 def test_every_thread_of_a_running_federation_stays_on_its_cpus(tmp_path):
     cpus = available_cpus()
-    grid_cpu, rest = str(cpus[-1]), ",".join(map(str, cpus[:-1]))
-    rest = rest if len(cpus) == 2 else f"{cpus[0]}-{cpus[-2]}"
+    grid_cpu, rest = _kernel_list(cpus[-1:]), _kernel_list(cpus[:-1])
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "lemcosim.runner.cli", "run", "year_ieee13",
                              "--out", str(run_dir), "--no-progress", "--set", "time.windows=300",
