@@ -94,7 +94,8 @@ def floor_placement(run_dir: Path, market: str = "amm", server: str = "grid") ->
     pinger, the grid's for the ponger, the broker's for the broker; {} if it placed nothing."""
     from lemcosim.runner.placement import read_placement
 
-    placement = read_placement(json.loads((run_dir / "runner.json").read_text()))
+    runner = run_dir / "runner.json"  # a run on several hosts has one per host: not placed
+    placement = read_placement(json.loads(runner.read_text())) if runner.exists() else {}
     return {role: placement[name] for role, name in
             (("ping", market), ("pong", server), ("broker", "broker")) if name in placement}
 
