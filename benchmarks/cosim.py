@@ -46,8 +46,7 @@ FLOOR_MAX = 2000  # round trips of the ping-pong floors; at most this many solve
 def run(scenario: str, windows: int, out: Path, overrides: list[str]) -> float:
     start = time.perf_counter()
     proc = subprocess.run(run_command(scenario, out, overrides, windows), capture_output=True,
-                          text=True,
-                          env=dict(os.environ, LEMCOSIM_PROFILE="1"))
+                          text=True, env=dict(os.environ, LEMCOSIM_PROFILE="1"))
     if proc.returncode != 0:
         raise SystemExit(f"run failed:\n{proc.stderr[-3000:]}")
     return time.perf_counter() - start

@@ -40,10 +40,9 @@ def query_servers(plans: Iterable[_Plan]) -> list[str]:
     """The launched grid federates a launched market asks for approval (one round trip per batch
     or transaction): the processes a round trip waits for."""
     plans = list(plans)
-    launched = {p.name for p in plans if not p.external}
     asked = {str(p.params.get("grid")) for p in plans
              if p.type == "amm" and not p.external and p.params.get("approval")}
-    return [p.name for p in plans if p.type == "grid" and p.name in asked & launched]
+    return [p.name for p in plans if p.type == "grid" and not p.external and p.name in asked]
 
 
 def cpu_placement(setting: str | Mapping[str, Sequence[int]], plans: Sequence[_Plan],
