@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -57,14 +58,27 @@ def transactions(network: str, n: int, seed: int = 3) -> list[Transaction]:
     return out
 
 
-def run_market(network: str, txs: list[Transaction]) -> tuple[float, int, int, AmmWindow,
-                                                               list[dict]]:
+def market(network: str, approve: Callable[[dict], dict] | None = None,
+           ) -> tuple[GridService, AmmWindow]:
+    """The feeder's grid service after its window solve and an opened market window: two ESUs at
+    the middle and last three-phase bus, 90 % of their deliverable energy in the pool."""
     grid = GridService(GridModel(network, limits=Limits(rule="no_worse")))
     grid.solve_window({})
     buses, _ = grid.model._vuf_groups
     buses = [b for b in buses if b != "sourcebus"]
     esus = [StorageUnit("es1", buses[len(buses) // 2], 500, 300, 250),
             StorageUnit("es2", buses[-1], 300, 180, 150)]
+    window = AmmWindow(ConcentratedPool(rho_lo=0.08, rho_up=0.30, opening_price=0.155), esus,
+                       WINDOW_S, approve=approve, loss_compensation=True,
+                       bound_policy="utility", fit=0.08, retail=0.30,
+                       base_losses_kw=grid.committed_flow.losses_kw)
+    for esu in esus:
+        window.add_liquidity(esu.name, 0.9 * esu.deliverable_kwh(WINDOW_S))
+    return grid, window
+
+
+def run_market(network: str, txs: list[Transaction]) -> tuple[float, int, int, AmmWindow,
+                                                               list[dict]]:
     asked: list[dict] = []
     converged = 0
 
@@ -75,12 +89,7 @@ def run_market(network: str, txs: list[Transaction]) -> tuple[float, int, int, A
         converged += bool(answer["converged"])
         return answer
 
-    window = AmmWindow(ConcentratedPool(rho_lo=0.08, rho_up=0.30, opening_price=0.155), esus,
-                       WINDOW_S, approve=approve, loss_compensation=True,
-                       bound_policy="utility", fit=0.08, retail=0.30,
-                       base_losses_kw=grid.committed_flow.losses_kw)
-    for esu in esus:
-        window.add_liquidity(esu.name, 0.9 * esu.deliverable_kwh(WINDOW_S))
+    grid, window = market(network, approve)
     solves_before = grid.model.solves
     start = time.perf_counter()
     for tx in txs:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from lemcosim.federates.amm.esu_policy import EsuManager, exchange_injections
 from lemcosim.federates.amm.market import AmmWindow, StorageUnit, Transaction, TxResult
 from lemcosim.federates.amm.pool import ConcentratedPool, ConstantProductPool, Pool
 from lemcosim.federates.amm.replay import BatchReplay
+from lemcosim.federates.common import wire
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.approval import Intent
 from lemcosim.federates.common.clock import (
@@ -441,7 +441,7 @@ class AmmFederate(FederateModel):
                 ctx.advance_to(ctx.clock.next_substep_s(ctx.time_s))
                 granted_at = time.time()  # reading and decoding the answer is the market's work
                 for _, text, _ in ctx.receive(f"{self.name}/dso"):
-                    answer = json.loads(text)
+                    answer = wire.decode(text)
                     if answer.get("id") == request_id:
                         ctx.stats.setdefault("first_answer_at_s", granted_at)
                         return answer

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lemcosim.federates.common import checkpoint
+from lemcosim.federates.common import checkpoint, wire
 from lemcosim.federates.common.clock import WindowClock
 from lemcosim.federates.common.errors import LemcosimError
 from lemcosim.federates.common.heartbeat import Heartbeat, read_beat
@@ -154,7 +154,7 @@ class FederateContext:
         elif isinstance(value, (int, float)):
             self._h.helicsPublicationPublishDouble(pub, float(value))
         else:
-            self._h.helicsPublicationPublishString(pub, json.dumps(value))
+            self._h.helicsPublicationPublishString(pub, wire.encode_text(value))
 
     def updated(self, key: str) -> bool:
         return bool(self._h.helicsInputIsUpdated(self._lookup(self.inputs, key, "subscription")))
@@ -195,7 +195,7 @@ class FederateContext:
         if not text:
             return None
         try:
-            return json.loads(text)
+            return wire.decode(text)
         except json.JSONDecodeError:
             raise LemcosimError(
                 f"{self.settings.name}: subscription {key!r} carries no JSON: {text[:80]!r}"
@@ -203,7 +203,7 @@ class FederateContext:
 
     def send(self, endpoint: str, destination: str, payload: Any) -> None:
         ep = self._lookup(self.endpoints, endpoint, "endpoint")
-        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+        data = payload.encode() if isinstance(payload, str) else wire.encode(payload)
         self._h.helicsEndpointSendBytesTo(ep, data, destination)
         self.stats["messages_sent"] += 1
         self.stats["bytes_sent"] += len(data)
@@ -223,7 +223,7 @@ class FederateContext:
             )
             self._h.helicsMessageFree(msg)  # the federate keeps every message until freed
         self.stats["messages_received"] += len(out)
-        self.stats["bytes_received"] += sum(len(text) for _, text, _ in out)  # JSON: ASCII
+        self.stats["bytes_received"] += sum(len(text) for _, text, _ in out)  # characters
         return out
 
     def defer(self, work: Callable[[], None]) -> None:

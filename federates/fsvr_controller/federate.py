@@ -13,10 +13,10 @@ round trip to the grid per evaluated setting (one sub-step each), and logs the r
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 
+from lemcosim.federates.common import wire
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.clock import CONTROLLER_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
@@ -50,7 +50,7 @@ class FsvrControllerFederate(FederateModel):
 
     def on_interrupt(self, ctx: FederateContext, window: int) -> None:
         for source, text, _ in ctx.receive(f"{self.name}/assist"):
-            request = json.loads(text)
+            request = wire.decode(text)
             ctx.send(f"{self.name}/assist", source, self._assist(ctx, window, request))
 
     def on_window(self, ctx: FederateContext, window: int) -> None:
@@ -62,7 +62,7 @@ class FsvrControllerFederate(FederateModel):
             return
         t, k = ctx.time_s, self.substep
         for _, text, _ in ctx.receive(f"{self.name}/ctl"):
-            answer = json.loads(text)
+            answer = wire.decode(text)
             ctx.log.record(t, window, str(answer.get("id")), "accepted",
                            1.0 if answer.get("accepted") else 0.0, "1/0", k)
             if answer.get("reason"):
@@ -143,7 +143,7 @@ class FsvrControllerFederate(FederateModel):
             ctx.send(f"{self.name}/ctl", f"{self.config.grid}/query", request)
             ctx.advance_to(ctx.time_s + ctx.clock.substep_s)
             for _, text, _ in ctx.receive(f"{self.name}/ctl"):
-                answer = json.loads(text)
+                answer = wire.decode(text)
                 if answer.get("id") == request_id:
                     return Summary.of_answer(answer)
             raise LemcosimError(f"{self.name}: grid {self.config.grid!r} did not answer query "

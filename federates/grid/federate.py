@@ -18,6 +18,7 @@ import json
 import time
 from typing import Any
 
+from lemcosim.federates.common import wire
 from lemcosim.federates.common.app import FederateContext, FederateModel, FederateSettings
 from lemcosim.federates.common.clock import GRID_SUBSTEP
 from lemcosim.federates.common.errors import LemcosimError
@@ -144,13 +145,13 @@ class GridFederate(FederateModel):
             self._requests[endpoint] += 1
             request_id: Any = None
             try:
-                request = json.loads(text)
+                request = wire.decode(text)
                 request_id = request.get("id") if isinstance(request, dict) else None
                 answer = handler(request)
             except (json.JSONDecodeError, LemcosimError, TypeError, ValueError) as exc:
                 answer = {"accepted": False, "feasible": False, "reason": f"bad request: {exc}"}
             answer["id"] = request_id
-            text = json.dumps(answer)
+            text = wire.encode_text(answer)
             ctx.send(key, source, text)
             ctx.stats.setdefault("answer_sent_at_s", time.time())
             if self.log_queries == "full" or endpoint == "control":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lemcosim.federates.common import wire
+
 Row = tuple[str, str, float | str, str]  # entity, quantity, value, unit
 
 
@@ -18,7 +20,7 @@ def rows_from_value(key: str, text: str, unit: str) -> list[Row]:
     source, _, quantity = key.partition("/")
     quantity = quantity or key
     try:
-        value: Any = json.loads(text) if text else None
+        value: Any = wire.decode(text) if text else None
     except json.JSONDecodeError:
         return [(source, quantity, text, unit)]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
