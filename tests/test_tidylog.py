@@ -112,6 +112,19 @@ def test_numbers_of_other_types_are_logged_as_the_schema_types(tmp_path):
         [900.5, 1, 2, "675", 1.02, ""], [900.0, 1, 0, "675", 1.0, "pu"]]
 
 
+def test_an_entitys_rows_are_logged_as_one_record_each_would_log_them(tmp_path):
+    # floats take record_entity's short path; every other kind goes through split_value
+    values = [("approved", 1.0, "1/0"), ("e_kwh", np.float64(0.25), "kWh"), ("count", 3, ""),
+              ("ok", True, ""), ("side", "buy", None), ("detail", {"a": 1}, ""),
+              ("missing", None, "")]
+    together, one_by_one = TidyLog(tmp_path / "a", "amm"), TidyLog(tmp_path / "b", "amm")
+    together.record_entity(900.0, 1, "w1t0", 2, values)
+    for quantity, value, unit in values:
+        one_by_one.record(900.0, 1, "w1t0", quantity, value, unit, 2)
+    assert together._rows == one_by_one._rows
+    assert together._rows[0][5:7] == (1.0, None) and together._rows[4][5:7] == (None, "buy")
+
+
 def test_a_batch_ends_early_at_65536_rows_whatever_its_windows(tmp_path):
     # the writer's memory must not grow with the population: a batch of 96 windows of 40,000
     # rows would hold 3.84 M rows; it is written as soon as it holds 65,536 or more

@@ -104,10 +104,16 @@ class TidyLog:
     def record_entity(self, time_s: float, window: int, entity: str, substep: int,
                       values: list[tuple[str, float | str, str]]) -> None:
         """Rows (quantity, value, unit) of one entity at one time: `record` for each, with the
-        per-row work done once (a market logs ~15 rows per transaction)."""
+        per-row work done once (a market logs ~12 rows per transaction, 6,000 of them a window
+        at 6,000 prosumers: a float goes in as it is, half the cost of `split_value`)."""
         entity = str(entity)
-        self._rows.extend((time_s, window, substep, entity, quantity, *split_value(value),
-                           unit or "") for quantity, value, unit in values)
+        rows = self._rows
+        for quantity, value, unit in values:
+            if type(value) is float:
+                rows.append((time_s, window, substep, entity, quantity, value, None, unit or ""))
+            else:
+                rows.append((time_s, window, substep, entity, quantity, *split_value(value),
+                             unit or ""))
 
     def record_many(
         self, time_s: float, window: int, entity_values: dict[str, float], quantity: str, unit: str,
