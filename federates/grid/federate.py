@@ -151,10 +151,9 @@ class GridFederate(FederateModel):
             except (json.JSONDecodeError, LemcosimError, TypeError, ValueError) as exc:
                 answer = {"accepted": False, "feasible": False, "reason": f"bad request: {exc}"}
             answer["id"] = request_id
-            text = wire.encode_text(answer)
-            ctx.send(key, source, text)
+            ctx.send(key, source, answer)
             ctx.stats.setdefault("answer_sent_at_s", time.time())
             if self.log_queries == "full" or endpoint == "control":
-                ctx.log.record(ctx.time_s, window, source, f"{endpoint}_answer", text, "",
-                               ctx.clock.substep_of(ctx.time_s))
+                ctx.log.record(ctx.time_s, window, source, f"{endpoint}_answer",
+                               wire.encode_text(answer), "", ctx.clock.substep_of(ctx.time_s))
 
