@@ -24,7 +24,10 @@ depending on where the half starts, while a leak raises every plateau alike. Mem
 no process's plateau slope (the raw one where fewer than three tenths exist) exceeds
 FLAT_MB_PER_1000_WINDOWS. Everything printed also goes to RUN_DIR/year_benchmark.json, with every
 RSS sample; `--report RUN_DIR/year_benchmark.json` prints the memory part of a saved run again
-(with this version's verdict) without running anything.
+(with this version's verdict) without running anything. While it runs, every sample also goes
+to RUN_DIR/rss_samples.jsonl (flushed every JOURNAL_FLUSH_S), so that a run stopped before its
+end (hours at 6,000 prosumers) keeps its memory record: `--report RUN_DIR` judges it over the
+windows the market completed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import yaml
@@ -49,6 +53,7 @@ from runs import run_command  # noqa: E402
 from lemcosim.analysis import load_run, pool_share_by_month  # noqa: E402
 
 SAMPLE_S = 0.2
+JOURNAL_FLUSH_S = 30.0
 # Flat: over the second half of the run, no process's RSS grows faster than 1 MB per 1000 windows
 # (1 kB per window, 35 MB over a whole year). Issue 13 measured 210 MB per 1000 windows in the
 # AMM and recorder when a federate ran ahead of the market; a leak of one small record per window
@@ -105,6 +110,8 @@ class Watch:
     peak_kb: dict[str, int] = field(default_factory=dict)
     first_window_s: float = float("nan")  # until the market completed window 0
 
+    journal: TextIO | None = None  # one JSON line per sample (RUN_DIR/rss_samples.jsonl)
+
     def sample(self, t_s: float, window: int, pids: dict[str, int]) -> None:
         rss = {}
         for name, pid in pids.items():
@@ -116,6 +123,8 @@ class Watch:
             self.first_window_s = t_s
         if window >= 0 and rss:
             self.samples.append(Sample(t_s, window, rss))
+            if self.journal is not None:
+                self.journal.write(json.dumps(_sample_json(self.samples[-1])) + "\n")
 
 
 def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, Watch]:
@@ -123,13 +132,21 @@ def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, Watc
     start = time.perf_counter()
     proc = subprocess.Popen(run_command("year_ieee13", out, overrides, windows),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watch = Watch()
     pids = {"runner": proc.pid}
-    while proc.poll() is None:
-        if len(pids) == 1:
-            pids |= federation_pids(out)
-        watch.sample(time.perf_counter() - start, amm_window(out), pids)
+    while not out.is_dir() and proc.poll() is None:  # the runner makes the run folder
         time.sleep(SAMPLE_S)
+    with open(out / "rss_samples.jsonl", "w") as journal:
+        watch = Watch(journal=journal)
+        flushed = start
+        while proc.poll() is None:
+            if len(pids) == 1:
+                pids |= federation_pids(out)
+            now = time.perf_counter()
+            watch.sample(now - start, amm_window(out), pids)
+            if now - flushed >= JOURNAL_FLUSH_S:
+                journal.flush()
+                flushed = now
+            time.sleep(SAMPLE_S)
     wall = time.perf_counter() - start
     _, err = proc.communicate()
     if proc.returncode != 0:
@@ -256,11 +273,28 @@ def print_memory(samples: list[Sample], peak_kb: dict[str, int], n: int) -> dict
             "flat": flat, "threshold_mb_per_1000_windows": FLAT_MB_PER_1000_WINDOWS}
 
 
+def _sample_json(s: Sample) -> dict:
+    return {"t_s": round(s.t_s, 3), "windows_done": s.window + 1, "rss_kb": s.rss_kb}
+
+
+def _sample_of(row: dict) -> Sample:
+    return Sample(row["t_s"], row["windows_done"] - 1, row["rss_kb"])
+
+
 def report_again(path: Path) -> None:
-    """The memory part of a saved year_benchmark.json, judged by this version."""
+    """The memory part of a saved year_benchmark.json, judged by this version; or, given a run
+    folder, of its sample journal, over the windows the market completed (a stopped run)."""
+    if path.is_dir():
+        lines = (path / "rss_samples.jsonl").read_text().splitlines()
+        samples = [_sample_of(json.loads(line)) for line in lines if line.endswith("}")]
+        if not samples:
+            sys.exit(f"{path / 'rss_samples.jsonl'}: no samples")
+        done = samples[-1].window + 1
+        print(f"{path}: {done} windows completed, from its sample journal (peak RSS not kept)")
+        print_memory(samples, {}, done)
+        return
     report = json.loads(path.read_text())
-    samples = [Sample(s["t_s"], s["windows_done"] - 1, s["rss_kb"])
-               for s in report["rss"]["samples"]]
+    samples = [_sample_of(s) for s in report["rss"]["samples"]]
     print(f"{report['scenario']}, {report['windows']} windows, {path}")
     print_memory(samples, report["peak_rss_kb"], report["windows"])
 
@@ -274,7 +308,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to lemcosim run, e.g. --set time.start=2026-07-01T00:00:00")
     parser.add_argument("--report", type=Path, default=None, metavar="JSON",
-                        help="print the memory figures of a saved year_benchmark.json, run nothing")
+                        help="print the memory figures of a saved year_benchmark.json (or of a run folder's "
+                             "sample journal), run nothing")
     args = parser.parse_args()
     if args.report:
         report_again(args.report)
@@ -332,8 +367,7 @@ def main() -> None:
         "log_bytes": log_bytes, "log_bytes_per_window": log_bytes / n,
         "peak_rss_kb": watch.peak_kb,
         "rss": {"sample_s": SAMPLE_S, **memory,
-                "samples": [{"t_s": round(s.t_s, 3), "windows_done": s.window + 1,
-                             "rss_kb": s.rss_kb} for s in watch.samples]},
+                "samples": [_sample_json(s) for s in watch.samples]},
         "pool_share_by_month": [{k: _num(v) for k, v in row.items()}
                                 for row in by_month.reset_index().to_dict("records")],
     }
