@@ -83,6 +83,19 @@ def test_a_saved_report_is_judged_again_without_a_run(tmp_path, capsys):
     assert "memory flat: yes" in out and "plateau" in out
 
 
+def test_a_stopped_runs_sample_journal_is_judged_over_the_windows_it_completed(tmp_path, capsys):
+    # a run stopped after 12,000 of its windows (killed mid-write: the last line is cut): judged
+    # as a 12,000-window run, second half 6,000…11,998; 'leaky' grows 2 MB per 1000 windows
+    s = samples(12_000, {"grid": merging(lambda w: 200.0), "amm": lambda w: 100 + 0.002 * w})
+    lines = [json.dumps(year._sample_json(x)) for x in s]
+    (tmp_path / "rss_samples.jsonl").write_text("\n".join(lines) + "\n" + lines[-1][:20])
+    year.report_again(tmp_path)
+    out = capsys.readouterr().out
+    assert "12000 windows completed" in out and "memory flat: no" in out
+    plateau_row = next(line for line in out.splitlines() if "plateau" in line and "MB/1000" in line)
+    assert [float(x) for x in plateau_row.split()[-2:]] == pytest.approx([2.0, 0.0], abs=0.01)
+
+
 def test_marks_take_the_first_sample_once_the_share_of_windows_is_done():
     # 40 windows sampled after windows 1, 3, 5, …, 39 done (w = 0, 2, …, 38) and 40 (w = 39):
     # 10 % = 4 windows → first sample with ≥ 4 done is 5; 25 % = 10 → 11; 50 % = 20 → 21;
@@ -122,6 +135,8 @@ def test_smoke_30_windows_prints_and_writes_every_figure(tmp_path):
     assert [m["at"] for m in marks] == ["1st window", "10 %", "25 %", "50 %", "75 %", "100 %"]
     assert all(m["windows_done"] >= due for m, due in zip(marks, [1, 3, 8, 15, 23, 30], strict=True))
     assert federates <= set(marks[0]["rss_kb"])  # everything alive once the market traded
+    journal = [json.loads(line) for line in (run_dir / "rss_samples.jsonl").read_text().splitlines()]
+    assert journal == report["rss"]["samples"]  # the journal kept every sample as it went
     for m in marks:
         for name, kb in m["rss_kb"].items():
             assert 0 < kb <= report["peak_rss_kb"][name], (m["at"], name)

@@ -42,6 +42,8 @@ _INJ_PREFIX = "inj_"
 # injections hold constant power over this voltage range (OpenDSS's default 0.95 would turn them
 # into impedances exactly where a market pushes the voltage)
 _INJ_VMIN_PU, _INJ_VMAX_PU = 0.5, 1.5
+# handles into the process's OpenDSS engine (`GridModel._bind_result_reads`): not pickled
+_ENGINE_BINDINGS = ("_all_bus_volts", "_all_pct_norm", "_read_results")
 
 
 class GridError(LemcosimError):
@@ -233,15 +235,17 @@ class GridModel:
         self._elements: dict[str, int] = {}
         self._applied: dict[str, tuple[float, float]] = {}  # what the OpenDSS elements hold now
         self.solves = 0
+        self._bind_result_reads()
         self.compile()
 
     # --- checkpoints (lemcosim run --resume) ----------------------------------------------------
     def __getstate__(self) -> dict:
         # the circuit lives in the OpenDSS engine, not in this object: __setstate__ rebuilds it
-        return {**vars(self), "_applied": {}}
+        return {k: v for k, v in vars(self).items() if k not in _ENGINE_BINDINGS} | {"_applied": {}}
 
     def __setstate__(self, state: dict) -> None:
         vars(self).update(state)
+        self._bind_result_reads()
         order, injections = list(self._elements), self.injections
         self._elements, self.injections = {}, {}
         self.compile()  # with the device setting in force
@@ -250,6 +254,24 @@ class GridModel:
         self.set_injections(injections)
 
     # --- building --------------------------------------------------------------------------
+    def _bind_result_reads(self) -> None:
+        """The engine's array getters, read in place: each fills OpenDSS's global result buffer,
+        which `_read_results` views without a copy (opendssdirect's wrappers copy it into a list
+        and check for an engine error after each; the solve checks once after both reads). A view
+        holds until the next getter: callers copy what they keep."""
+        circuit = dss().Circuit
+        self._all_bus_volts = circuit._lib.Circuit_Get_AllBusVolts_GR
+        self._all_pct_norm = circuit._lib.PDElements_Get_AllPctNorm_GR
+        util = circuit._api_util
+        pointers, buffer = util.gr_float64_pointers, util.ffi.buffer
+
+        def read_results(getter, *args) -> np.ndarray:
+            getter(*args)
+            ptr, count = pointers
+            return np.frombuffer(buffer(ptr[0], count[0] * 8), dtype=np.float64)
+
+        self._read_results = read_results
+
     def compile(self) -> None:
         if self.network is not None:
             compile_network(self.network, self.regulators, self.load_mult)
@@ -468,7 +490,8 @@ class GridModel:
             return PowerFlow(False, reason=f"power flow did not converge in "
                              f"{engine.Solution.MaxIterations()} iterations")
         circuit = engine.Circuit
-        v = np.asarray(circuit.AllBusVolts()).view(complex)[self._volts_at] / self._volts_base
+        read = self._read_results
+        v = read(self._all_bus_volts).view(complex)[self._volts_at] / self._volts_base
         magnitude = np.abs(v)
         if not math.isfinite(magnitude.sum()):  # a NaN or inf anywhere
             return PowerFlow(False, reason="power flow gave non-finite voltages")
@@ -485,7 +508,8 @@ class GridModel:
                 return PowerFlow(False, reason=collapsed)
         buses, groups = self._vuf_groups
         vuf = vuf_pct(v[groups]) if len(groups) else np.zeros(0)
-        loading = np.asarray(engine.PDElements.AllPctNorm(False), float)[self._line_mask]
+        loading = read(self._all_pct_norm, False)[self._line_mask]
+        circuit._check_for_error()  # the reads' own (the engine's getters do not raise)
         return PowerFlow(True, losses[0] / 1000.0, losses[1] / 1000.0, self._report_names, v,
                          buses, vuf, self._line_names, loading, _magnitude=magnitude)
 
