@@ -246,10 +246,13 @@ class AmmWindow:
             if self.intent_log is not None:
                 self.intent_log.append(self.pending)
             if self.assume_approved:
-                if self.loss_kw is None:  # a fork never learns losses: its ΔLoss is 0 throughout
-                    self.loss_kw = 0.0
-                answer = {"feasible": True, "converged": True, "losses_kw": self.loss_kw}
-            elif self.answer_intent is not None:
+                # a fork's next decisions read only its pool and ES_cont (it never learns losses:
+                # its ΔLoss is 0, nothing to compensate); its results, ledger and trades are
+                # never read, and a speculated batch decides ~twice the window's transactions
+                self.pool.apply(swap)
+                self.es_cont = es_cont
+                return TxResult(tx, True)
+            if self.answer_intent is not None:
                 answer = self.answer_intent(self.pending)
             else:
                 answer = self.approve(self.chain().injections(
