@@ -215,6 +215,36 @@ def test_approval_against_the_real_ieee13_power_flow():
     assert abs(small.d_loss_kwh) < 1.0
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["buy", "sell"]), st.floats(0.01, 30.0),
+                          st.sampled_from([None, 6.0, 12.0, 20.0])), min_size=1, max_size=25),
+       st.sampled_from(["reject", "utility"]), st.booleans())
+def test_a_fork_decides_every_transaction_as_the_window_does_when_the_grid_approves_all(
+        orders, policy, loss):
+    # A fork moves only its pool and ES_cont (nothing else of it is read); a grid that approves
+    # every intent at the base state's losses (ΔLoss = 0) must leave the window deciding exactly
+    # what the fork listed: the same intents, storage refusals, limit prices and price bounds.
+    # ESU es2 (30 kW: 7.5 kWh a window either way; a third of every trade) refuses once the
+    # trades run 22.5 kWh net in one direction: a fork that lost ES_cont decides otherwise.
+    def grid(_):
+        return {"feasible": True, "converged": True, "losses_kw": 3.0}
+
+    w = window(ConstantProductPool(), approve=grid, loss=loss, policy=policy)
+    w.add_liquidity("es1", 10, opening_price=10)
+    w.add_liquidity("es2", 5)
+    w.loss_kw = 3.0
+    txs = [Transaction(f"t{i}", f"p{i}", "5", "abc" if i % 3 else "b", side, e, limit)
+           for i, (side, e, limit) in enumerate(orders)]
+    fork = w.fork()
+    for tx in txs:
+        fork.transact(tx)
+    w.intent_log = []
+    results = [w.transact(tx) for tx in txs]
+    assert w.intent_log == fork.intent_log
+    assert w.pool.price == fork.pool.price and w.es_cont == fork.es_cont
+    assert sum(not r.approved for r in results) == len(txs) - len(w.approved)
+
+
 def test_a_fork_decides_as_if_approved_and_lists_what_it_would_ask():
     asked = []
     w = window(ConstantProductPool(), approve=lambda inj: asked.append(inj) or {
