@@ -310,6 +310,10 @@ class TidyLog:
         for p in parts:
             p.unlink()
         self._pending.clear()
+        del table
+        # the merge's buffers back to the OS: the allocator would keep them, and the federate's
+        # RSS would step up at merges over a long run, like a leak (~1.4 ms a merge)
+        pa.default_memory_pool().release_unused()
 
     def _write_progress(self, window: int, state: str) -> None:
         self._writing = tmp = self.progress_path.with_suffix(".progress.tmp")
