@@ -102,6 +102,27 @@ def test_flush_returns_once_the_rows_are_readable_and_progress_follows_the_rows(
     assert [p.name for p in log.path.iterdir()] == ["part-00000000.parquet"]
 
 
+def test_an_action_runs_after_the_rows_before_it_are_readable_and_its_failure_is_named(tmp_path):
+    # a checkpoint's write (federates/common/app.py): handed over with the rows logged so far,
+    # run by the writer once they survive a kill; the federate does not wait for it
+    log = TidyLog(tmp_path / "logs", "grid", flush_every_windows=3)
+    log.record(0.0, 0, "feeder", "losses_kw", 2.5, "kW")
+    log.end_window(0)
+    log.record(900.0, 1, "feeder", "losses_kw", 2.0, "kW")  # logged, not yet handed over
+    seen = []
+    log.flush_then(lambda: seen.append(load_run(tmp_path)["value"].tolist()), tmp_path / "w1.pkl")
+    log.flush()
+    assert seen == [[2.5, 2.0]]
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    log.flush_then(full_disk, tmp_path / "checkpoints" / "grid" / "w00000002.pkl")
+    with pytest.raises(LemcosimError, match=r"grid: writing its log failed at \S+/checkpoints/"
+                                            r"grid/w00000002\.pkl: OSError"):
+        log.flush()
+
+
 def test_numbers_of_other_types_are_logged_as_the_schema_types(tmp_path):
     log = TidyLog(tmp_path / "logs", "grid")
     log.record(np.float32(900.5), np.int64(1), 675, "v_pu", np.float64(1.02), None, substep=2.0)

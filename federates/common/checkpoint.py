@@ -1,10 +1,11 @@
 """Window-boundary checkpoints of a federate's state, for `lemcosim run --resume RUN_DIR`.
 
-After the log batch that ends window w is on disk, a federate pickles its model state to
-`RUN_DIR/logs/checkpoints/<federate>/w<w>.pkl` (temporary name, fsync, rename: a SIGKILL leaves
-either the whole checkpoint or none). A run resumes after the last window that *every* federate
-checkpointed, so each keeps its last `KEEP` checkpoints: the federates of a stopped run are at
-most a window or two apart.
+At a window boundary a federate pickles its model state (`dumps`), and its log's writer thread,
+once the rows logged before are on disk, writes it to
+`RUN_DIR/logs/checkpoints/<federate>/w<w>.pkl` (`write`: temporary name, fsync, rename: a SIGKILL
+leaves either the whole checkpoint or none). A run resumes after the last window that *every*
+federate checkpointed, so each keeps its last `KEEP` checkpoints: the federates of a stopped run
+are at most a checkpoint apart (a writer lags at most `tidylog.QUEUE_WINDOWS` windows).
 
 Checkpoints are pickles of our own models, written and read by the same run folder's owner;
 never resume a run folder you did not create (unpickling runs code). They may hold secret key
@@ -27,14 +28,28 @@ def checkpoint_dir(logs_dir: Path, federate: str) -> Path:
     return Path(logs_dir) / "checkpoints" / federate
 
 
+def path_of(logs_dir: Path, federate: str, window: int) -> Path:
+    return checkpoint_dir(logs_dir, federate) / f"w{window:08d}.pkl"
+
+
+def dumps(state: Any) -> bytes:
+    """The state as a checkpoint holds it (taken now: the model goes on changing)."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def save(logs_dir: Path, federate: str, window: int, state: Any) -> Path:
     """Write the state after `window` atomically and drop checkpoints older than the last KEEP."""
-    folder = checkpoint_dir(logs_dir, federate)
+    return write(logs_dir, federate, window, dumps(state))
+
+
+def write(logs_dir: Path, federate: str, window: int, payload: bytes) -> Path:
+    """`save` of a state `dumps` pickled already."""
+    path = path_of(logs_dir, federate, window)
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"w{window:08d}.pkl"
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
-        pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        fh.write(payload)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -52,7 +67,7 @@ def windows(logs_dir: Path, federate: str) -> list[int]:
 
 
 def load(logs_dir: Path, federate: str, window: int) -> Any:
-    path = checkpoint_dir(logs_dir, federate) / f"w{window:08d}.pkl"
+    path = path_of(logs_dir, federate, window)
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)

@@ -26,6 +26,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -55,6 +56,7 @@ _ROW_GROUP_ROWS = 65_536  # also the most rows a batch holds: its windows end ea
 # a logged row as the federate buffers it: the schema without `federate`
 _ROW = pa.struct([f for f in SCHEMA if f.name != "federate"])
 _WINDOW, _FLUSH, _CLOSE = "window", "flush", "close"  # what the writer is asked to do
+_Action = tuple[Callable[[], object], Path]  # run by the writer after the rows; the file it writes
 
 
 class TidyLog:
@@ -71,8 +73,10 @@ class TidyLog:
         self.merge_rows = merge_rows
         self.merge_parts = merge_parts
         self._rows: list[tuple] = []  # logged since the last hand-over (see _batch_of)
-        # (what, rows, window) for the writer thread, started at the first hand-over
-        self._queue: queue.Queue[tuple[str, list[tuple], int]] = queue.Queue(QUEUE_WINDOWS)
+        # (what, rows, window, then) for the writer thread, started at the first hand-over;
+        # `then`: (action, the file it writes) to run after the rows, or None
+        self._queue: queue.Queue[tuple[str, list[tuple], int, _Action | None]] = queue.Queue(
+            QUEUE_WINDOWS)
         self._writer: threading.Thread | None = None
         self._failure: tuple[Path, BaseException] | None = None  # the writer's first error
         # the writer's own state from here on (the federate's thread only reads it when idle)
@@ -136,6 +140,13 @@ class TidyLog:
         self._hand_over(_FLUSH)
         self._wait()
 
+    def flush_then(self, action: Callable[[], object], target: Path) -> None:
+        """Hand over the rows logged so far and `action`, which writes `target` (a checkpoint);
+        return at once. The writer makes the rows survive a kill, as `flush` does, then runs it;
+        a failed action is raised like a failed write, naming `target`."""
+        self._raise_failure()
+        self._hand_over(_FLUSH, action=(action, target))
+
     def close(self) -> None:
         """Write what is buffered and merge the remaining parts (end of the run); the writer
         thread ends."""
@@ -182,13 +193,14 @@ class TidyLog:
         self._wait()
         self._write_progress(window, state)
 
-    def _hand_over(self, what: str, window: int = -1) -> None:
+    def _hand_over(self, what: str, window: int = -1, action: _Action | None = None) -> None:
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name=f"log-{self.federate}",
                                             daemon=True)
             self._writer.start()
         rows, self._rows = self._rows, []
-        self._queue.put((what, rows, window))  # waits while the writer is QUEUE_WINDOWS behind
+        # waits while the writer is QUEUE_WINDOWS behind
+        self._queue.put((what, rows, window, action))
 
     def _wait(self) -> None:
         """Until the writer has done everything handed over (at once when it has)."""
@@ -206,7 +218,7 @@ class TidyLog:
     def _write_loop(self) -> None:
         while True:
             try:  # a window written but not yet reported is reported once the writer is idle
-                what, rows, window = self._queue.get(
+                what, rows, window, action = self._queue.get(
                     timeout=None if self._unreported is None else PROGRESS_EVERY_S)
             except queue.Empty:
                 if self._failure is None:
@@ -215,6 +227,9 @@ class TidyLog:
             try:
                 if self._failure is None:  # after a failure it only empties the queue
                     self._write(what, rows, window)
+                    if action is not None:
+                        self._writing = action[1]
+                        action[0]()
             except BaseException as exc:  # noqa: BLE001 - raised in the federate's thread
                 self._failure = (self._writing, exc)
             finally:
