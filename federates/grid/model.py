@@ -263,11 +263,11 @@ class GridModel:
         self._all_bus_volts = circuit._lib.Circuit_Get_AllBusVolts_GR
         self._all_pct_norm = circuit._lib.PDElements_Get_AllPctNorm_GR
         util = circuit._api_util
-        pointers, buffer = util.gr_float64_pointers, util.ffi.buffer
+        buffer = util.ffi.buffer
 
         def read_results(getter, *args) -> np.ndarray:
             getter(*args)
-            ptr, count = pointers
+            ptr, count = util.gr_float64_pointers  # looked up anew: `clear_buffers` replaces them
             return np.frombuffer(buffer(ptr[0], count[0] * 8), dtype=np.float64)
 
         self._read_results = read_results
