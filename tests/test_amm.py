@@ -224,6 +224,8 @@ def test_a_fork_decides_every_transaction_as_the_window_does_when_the_grid_appro
     # A fork moves only its pool and ES_cont (nothing else of it is read); a grid that approves
     # every intent at the base state's losses (ΔLoss = 0) must leave the window deciding exactly
     # what the fork listed: the same intents, storage refusals, limit prices and price bounds.
+    # The fork also lists what it refuses at a storage limit (the grid decides those on the real
+    # ES_cont); a fork for a grid that stops at refusals does not.
     # ESU es2 (30 kW: 7.5 kWh a window either way; a third of every trade) refuses once the
     # trades run 22.5 kWh net in one direction: a fork that lost ES_cont decides otherwise.
     def grid(_):
@@ -235,12 +237,16 @@ def test_a_fork_decides_every_transaction_as_the_window_does_when_the_grid_appro
     w.loss_kw = 3.0
     txs = [Transaction(f"t{i}", f"p{i}", "5", "abc" if i % 3 else "b", side, e, limit)
            for i, (side, e, limit) in enumerate(orders)]
-    fork = w.fork()
+    fork, stopping = w.fork(), w.fork(storage_refusals=False)
     for tx in txs:
         fork.transact(tx)
+        stopping.transact(tx)
     w.intent_log = []
     results = [w.transact(tx) for tx in txs]
-    assert w.intent_log == fork.intent_log
+    at_storage = {r.tx.id for r in results if r.decided_by == "storage"}
+    assert w.intent_log == [i for i in fork.intent_log if i.id not in at_storage]
+    assert at_storage <= {i.id for i in fork.intent_log}
+    assert stopping.intent_log == w.intent_log
     assert w.pool.price == fork.pool.price and w.es_cont == fork.es_cont
     assert sum(not r.approved for r in results) == len(txs) - len(w.approved)
 

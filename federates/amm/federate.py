@@ -347,7 +347,7 @@ class AmmFederate(FederateModel):
             start = decided
 
     def _speculate(self, book: AmmWindow, txs: list[Transaction]) -> list[Intent]:
-        fork = book.fork()
+        fork = book.fork(storage_refusals=self.config.after_refusal == "continue")
         asked = 0
         for tx in txs:
             before = len(fork.intent_log)
