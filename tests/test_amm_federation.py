@@ -93,3 +93,9 @@ def test_the_prosumers_stay_within_two_windows_of_the_market(tmp_path, run_dir, 
     assert set(liquidity.window) == set(range(8))
     assert (liquidity.time_s == liquidity.window * 900 + 0.001).all()
     assert (liquidity.substep == 1).all()
+    # the profile counts the batch answers each window decided with (benchmarks/cosim.py sets
+    # them against the power flows): one per transaction the grid decided, whose extremes it logs
+    used = amm[(amm.entity == "profile") & (amm.quantity == "approvals_used")].set_index("window")
+    by_grid = amm[amm.quantity == "v_min"].groupby("window").size()
+    assert len(by_grid) > 0
+    assert used.value.reindex(by_grid.index, fill_value=0).tolist() == by_grid.tolist()

@@ -386,6 +386,7 @@ class AmmFederate(FederateModel):
             answer = replay.answer(intent)
             if answer is None:
                 raise _NeedGrid
+            ctx.stats["approvals_used"] += 1  # a power flow of the batch's that decided (profile)
             if answer.get("feasible") or not answer.get("converged") or not self.config.fsvr_assist:
                 return answer
             chain = book.chain()  # the injections a single query would carry, as in `transact`
