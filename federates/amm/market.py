@@ -255,7 +255,7 @@ class AmmWindow:
             if self.assume_approved:
                 # a fork's next decisions read only its pool and ES_cont (it never learns losses:
                 # its ΔLoss is 0, nothing to compensate); its results, ledger and trades are
-                # never read, and a speculated batch decides ~twice the window's transactions
+                # never read, and every transaction of a batch is decided by a fork first
                 self.pool.apply(swap)
                 self.es_cont = es_cont
                 return TxResult(tx, True)
