@@ -9,15 +9,15 @@ LEMCOSIM_PROFILE=1: every federate logs per window its wall time, the part spent
 HELICS, in log I/O, the rest (its own work), its time requests, messages and RSS. Printed per
 window (window 0, the start-up, left out): transactions, HELICS round trips, messages, power
 flows (and how many did not converge, and how many answered an intent the market decided with:
-the others are the window solves and the batches' intents past a mismatch); per federate
-work / HELICS wait / I/O and RSS at the first, middle and last window; the HELICS cost of a round trip (the market's round-trip time less
-the grid's time serving it and the part of its window solve after the request left; and the two
-hand-offs alone, from wall-clock stamps of both federates) against a bare 2-federate ping-pong on
-the same core and CPUs, with the run's message sizes and with 1-byte messages, and the grid's
-time per power flow against a bare opendssdirect solve (benchmarks/floors.py), both measured in
-this run; the window's wall time extrapolated to a year of 35,040 windows (an extrapolation, not
-a run). `--prosumers 60 600 6000` repeats the run with the population scaled (every group's count
-× N/60) and prints the per-transaction cost curve.
+the others are the window solves and the batches' intents past a mismatch); per federate work /
+HELICS wait / I/O and RSS at the first, middle and last window; the HELICS cost of a round trip
+(the market's round-trip time less the grid's time serving it and the part of its window solve
+after the request left; and the two hand-offs alone, from wall-clock stamps of both federates)
+against a bare 2-federate ping-pong on the same core and CPUs, with the run's message sizes and
+with 1-byte messages, and the grid's time per power flow against a bare opendssdirect solve
+(benchmarks/floors.py), both measured in this run; the window's wall time extrapolated to a year
+of 35,040 windows (an extrapolation, not a run). `--prosumers 60 600 6000` repeats the run with
+the population scaled (every group's count × N/60) and prints the per-transaction cost curve.
 """
 
 from __future__ import annotations
