@@ -145,7 +145,7 @@ def report(run_dir: Path, wall_s: float, windows: int, core: str, network: str) 
     print(f"  per window: {transactions / n:6.1f} transactions  {round_trips / n:6.2f} round trips  "
           f"{messages / n:6.2f} messages  {flows / n:6.2f} power flows "
           f"({failed:.0f} of {flows:.0f} did not converge)")
-    if used:  # batched approval: the rest were solved past a mismatch, for nothing
+    if used:  # batched approval (the profile counts the answers the market used)
         print(f"  of the power flows per window, {used / n:.2f} answered an intent the market "
               f"decided with ({used / flows:.0%}; the window solves and those past a mismatch "
               "are the rest)")

@@ -33,6 +33,7 @@ windows the market completed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import subprocess
@@ -135,7 +136,9 @@ def run_year(out: Path, windows: int, overrides: list[str]) -> tuple[float, Watc
     pids = {"runner": proc.pid}
     while not out.is_dir() and proc.poll() is None:  # the runner makes the run folder
         time.sleep(SAMPLE_S)
-    with open(out / "rss_samples.jsonl", "w") as journal:
+    # a runner that failed before making it leaves nothing to journal: its error is reported below
+    with (open(out / "rss_samples.jsonl", "w") if out.is_dir() else contextlib.nullcontext()
+          ) as journal:
         watch = Watch(journal=journal)
         flushed = start
         while proc.poll() is None:
