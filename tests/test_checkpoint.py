@@ -12,7 +12,7 @@ from lemcosim.federates.common.errors import LemcosimError
 def test_a_checkpoint_round_trips_state_including_an_rng(tmp_path):
     rng = np.random.default_rng(7)
     rng.random(3)
-    checkpoint.save(tmp_path, "prosumers", 5, {"soc": np.array([0.5, 0.25]), "rng": rng})
+    checkpoint.write(tmp_path, "prosumers", 5, checkpoint.dumps({"soc": np.array([0.5, 0.25]), "rng": rng}))
     back = checkpoint.load(tmp_path, "prosumers", 5)
     assert back["soc"].tolist() == [0.5, 0.25]
     # the restored generator continues the same stream
@@ -21,25 +21,25 @@ def test_a_checkpoint_round_trips_state_including_an_rng(tmp_path):
 
 def test_only_the_last_checkpoints_are_kept(tmp_path):
     for w in range(10):
-        checkpoint.save(tmp_path, "amm", w, w)
+        checkpoint.write(tmp_path, "amm", w, checkpoint.dumps(w))
     assert checkpoint.windows(tmp_path, "amm") == list(range(10 - checkpoint.KEEP, 10))
     assert not list(checkpoint.checkpoint_dir(tmp_path, "amm").glob("*.tmp"))
 
 
 def test_resume_after_the_last_window_all_federates_completed(tmp_path):
     for w in range(6):
-        checkpoint.save(tmp_path, "prosumers", w, w)
+        checkpoint.write(tmp_path, "prosumers", w, checkpoint.dumps(w))
     for w in range(4):  # the grid was one window behind when the run was killed, the amm two
-        checkpoint.save(tmp_path, "grid", w, w)
+        checkpoint.write(tmp_path, "grid", w, checkpoint.dumps(w))
     for w in range(3):
-        checkpoint.save(tmp_path, "amm", w, w)
+        checkpoint.write(tmp_path, "amm", w, checkpoint.dumps(w))
     assert checkpoint.resume_window(tmp_path, ["prosumers", "grid", "amm"]) == 2
 
 
 def test_missing_and_broken_checkpoints_are_named(tmp_path):
     with pytest.raises(LemcosimError, match="'grid' has no checkpoint"):
         checkpoint.resume_window(tmp_path, ["grid"])
-    checkpoint.save(tmp_path, "grid", 0, 1)
+    checkpoint.write(tmp_path, "grid", 0, checkpoint.dumps(1))
     (checkpoint.checkpoint_dir(tmp_path, "grid") / "w00000000.pkl").write_bytes(b"\x80\x05garbage")
     with pytest.raises(LemcosimError, match="unreadable"):
         checkpoint.load(tmp_path, "grid", 0)

@@ -37,13 +37,9 @@ def dumps(state: Any) -> bytes:
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def save(logs_dir: Path, federate: str, window: int, state: Any) -> Path:
-    """Write the state after `window` atomically and drop checkpoints older than the last KEEP."""
-    return write(logs_dir, federate, window, dumps(state))
-
-
 def write(logs_dir: Path, federate: str, window: int, payload: bytes) -> Path:
-    """`save` of a state `dumps` pickled already."""
+    """Write the state after `window` (as `dumps` pickled it) atomically and drop checkpoints
+    older than the last KEEP."""
     path = path_of(logs_dir, federate, window)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
